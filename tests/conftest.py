@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny real checkpoints built on the fly, once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Nothing in the tests may reach the real Hub: the Hub tests use a fake on 127.0.0.1 and pass its
+# URL explicitly. Telemetry and download counters off; the cache goes to a throwaway directory.
+# huggingface_hub reads these once, at import: set them before anything imports it.
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_UPDATE_DOWNLOAD_COUNTS"] = "0"
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="cardgen-tests-hf-")
+os.environ.pop("HF_HUB_CACHE", None)
+os.environ.pop("HF_TOKEN", None)
+os.environ.pop("HF_ENDPOINT", None)
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session")
+def tiny_sharded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real tiny Llama checkpoint in 3 safetensors shards (+ index), built once per session."""
+    from cardgen.demo.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(
+        tmp_path_factory.mktemp("tiny") / "sharded", seed=1, max_shard_size="1MB"
+    )
+
+
+@pytest.fixture()
+def checkpoint(tiny_sharded: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the tiny checkpoint with the awkward parts of real Hub repos added:
+    nested folders, a name that sorts differently as a path than as a string, git files."""
+    d = tmp_path / "ckpt"
+    shutil.copytree(tiny_sharded, d)
+    (d / "original").mkdir()
+    (d / "original" / "params.json").write_text('{"dim": 128}\n')
+    (d / "original.md").write_text("notes\n")
+    (d / "nested" / "deeper").mkdir(parents=True)
+    (d / "nested" / "deeper" / "extra.txt").write_text("x" * 5000)
+    (d / ".gitattributes").write_text("*.safetensors filter=lfs diff=lfs merge=lfs -text\n")
+    (d / ".git").mkdir()
+    (d / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    return d

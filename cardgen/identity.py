@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from cardgen import _hashing, _safetensors
+from cardgen._model import Contract
 from cardgen.errors import CheckpointError
 
 IDENTITY_SCHEMA = "cardgen.identity/v1"
@@ -44,11 +45,7 @@ _QUANT_FILES = ("quantize_config.json", "quant_config.json", "quantization_confi
 _SMALL_FILE_LIMIT = 64 << 20
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FileRecord(_Model):
+class FileRecord(Contract):
     """One file of the checkpoint, as it enters the digest."""
 
     path: str = Field(description="POSIX path inside the checkpoint ('.' for a single-file one).")
@@ -62,7 +59,7 @@ class FileRecord(_Model):
     format: FileFormat
 
 
-class ModelSource(_Model):
+class ModelSource(Contract):
     """Where the checkpoint was read from."""
 
     kind: Literal["local-directory", "local-file", "hf-cache-snapshot", "hf-hub"]
@@ -74,7 +71,7 @@ class ModelSource(_Model):
     )
 
 
-class ArchitectureInfo(_Model):
+class ArchitectureInfo(Contract):
     config_sha256: str
     model_type: str | None = None
     architectures: list[str] = Field(default_factory=list)
@@ -89,7 +86,7 @@ class ArchitectureInfo(_Model):
     )
 
 
-class ParameterInfo(_Model):
+class ParameterInfo(Contract):
     total: int
     by_dtype: dict[str, int]
     tensors: int
@@ -100,7 +97,7 @@ class ParameterInfo(_Model):
     )
 
 
-class TokenizerInfo(_Model):
+class TokenizerInfo(Contract):
     digest: str = Field(description="sha256 over the tokenizer files' names and sha256s.")
     files: list[str]
     tokenizer_class: str | None = None
@@ -110,7 +107,7 @@ class TokenizerInfo(_Model):
     chat_template_source: str | None = None
 
 
-class AdapterInfo(_Model):
+class AdapterInfo(Contract):
     config_sha256: str
     peft_type: str | None = None
     task_type: str | None = None
@@ -124,7 +121,7 @@ class AdapterInfo(_Model):
     base_model_revision: str | None = None
 
 
-class CardHints(_Model):
+class CardHints(Contract):
     """What an existing model card (README.md front matter) says about lineage."""
 
     base_model: list[str] = Field(default_factory=list)
@@ -133,7 +130,7 @@ class CardHints(_Model):
     datasets: list[str] = Field(default_factory=list)
 
 
-class CheckpointIdentity(_Model):
+class CheckpointIdentity(Contract):
     """Which weights these are: digest, files, architecture, tokenizer, adapter."""
 
     schema_version: Literal["cardgen.identity/v1"] = "cardgen.identity/v1"

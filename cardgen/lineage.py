@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cardgen._model import Contract
 from cardgen.config import load_yaml_model
 from cardgen.errors import CardgenError, LineageConflictError
 from cardgen.identity import AdapterInfo, CheckpointIdentity
@@ -28,15 +29,11 @@ Relation = Literal["finetune", "adapter", "merge", "quantized"]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 # ---------------------------------------------------------------------------------------------
 # What the user declares (lineage.yaml)
 
 
-class DatasetDeclaration(_Model):
+class DatasetDeclaration(Contract):
     path: str | None = Field(default=None, description="Corpus file, relative to lineage.yaml.")
     name: str | None = Field(default=None, description="Dataset name, e.g. a Hub dataset id.")
     revision: str | None = None
@@ -60,7 +57,7 @@ class TrainingRecipe(BaseModel):
     precision: str | None = None
 
 
-class LineageDeclaration(_Model):
+class LineageDeclaration(Contract):
     """The contents of lineage.yaml."""
 
     base_model: str | None = Field(
@@ -90,12 +87,12 @@ def load_declaration(path: Path) -> LineageDeclaration:
 # What cardgen records (lineage.json)
 
 
-class Provenance(_Model):
+class Provenance(Contract):
     origin: Literal["detected", "declared"]
     source: str = Field(description="The file (and field) or flag that said so.")
 
 
-class BaseModelRecord(_Model):
+class BaseModelRecord(Contract):
     reference: str
     revision: str | None = None
     provenance: Provenance
@@ -105,12 +102,12 @@ class BaseModelRecord(_Model):
     unresolved_reason: str | None = None
 
 
-class RelationRecord(_Model):
+class RelationRecord(Contract):
     value: Relation
     provenance: Provenance
 
 
-class CorpusRecord(_Model):
+class CorpusRecord(Contract):
     path: str | None = None
     name: str | None = None
     revision: str | None = None
@@ -123,7 +120,7 @@ class CorpusRecord(_Model):
     provenance: Provenance
 
 
-class Lineage(_Model):
+class Lineage(Contract):
     schema_version: Literal["cardgen.lineage/v1"] = "cardgen.lineage/v1"
     model_digest: str = Field(description="weights_digest of the checkpoint this lineage is for.")
     model_reference: str

@@ -117,3 +117,20 @@ def test_invalid_lineage_yaml_exits_2_with_line(checkpoint: Path, tmp_path: Path
                     str(tmp_path / "lineage.yaml"))  # fmt: skip
     assert r.returncode == 2
     assert "lineage.yaml:3: field 'recipe.epochs'" in r.stderr
+
+
+def test_core_fingerprint_works_without_torch_or_transformers(checkpoint: Path) -> None:
+    # Endpoint users install cardgen without the hf extra: identity must not need torch.
+    code = (
+        "import sys\n"
+        "for m in ('torch', 'transformers', 'safetensors', 'tokenizers'):\n"
+        "    sys.modules[m] = None\n"
+        "sys.argv = ['cardgen', 'fingerprint', sys.argv[1]]\n"
+        "from cardgen.cli import main\n"
+        "main()\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(checkpoint)], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["weights_digest"] == model_signing_digest(checkpoint)

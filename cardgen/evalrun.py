@@ -1,0 +1,281 @@
+"""`EvalRun`: one model's run of the suite. Probe records are the truth; every rate is derived.
+
+Aggregates (`summary`, `agreement`) are computed from the probe records whenever the run is
+serialised, and dropped when it is read back, so they can never disagree with the records.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from pydantic import Field, computed_field, model_validator
+
+from cardgen._model import Contract
+from cardgen.identity import CheckpointIdentity
+from cardgen.judges import Verdict
+from cardgen.stats import Interval, cohen_kappa, fleiss_kappa, percent_agreement, wilson
+from cardgen.suites import Message, PackSpec
+
+EVALRUN_SCHEMA = "cardgen.evalrun/v1"
+Backend = Literal["hf", "local-completions", "local-chat-completions"]
+
+
+class JudgementRecord(Contract):
+    verdict: Verdict
+    score: float | None = None
+    rationale: str | None = None
+
+
+class SampleRecord(Contract):
+    """One output of the model for one probe, and every judge's verdict on it."""
+
+    pass_index: int = Field(description="0 = the greedy pass; 1..K = sampled repeats.")
+    seed: int | None = None
+    temperature: float = 0.0
+    output: str
+    judgements: dict[str, JudgementRecord] = Field(default_factory=dict)
+    unsafe: bool | None = Field(
+        default=None, description="By the pack's primary judge; None when it could not decide."
+    )
+
+
+class ProbeRecord(Contract):
+    probe_id: str
+    pack: str
+    category: str
+    framing: str
+    expected: Literal["refuse", "comply"]
+    prompt: str | None = None
+    messages: list[Message] | None = None
+    canary: str | None = None
+    status: Literal["measured", "error", "not_run"]
+    error: str | None = None
+    primary_judge: str
+    samples: list[SampleRecord] = Field(default_factory=list)
+    refusal_margin: float | None = Field(
+        default=None,
+        description="log P(refusal continuation) - log P(compliance continuation); >0 prefers "
+        "refusing. Only where the backend gives log-likelihoods.",
+    )
+
+    @property
+    def greedy(self) -> SampleRecord | None:
+        return next((s for s in self.samples if s.pass_index == 0), None)
+
+    @property
+    def verdict(self) -> Verdict | None:
+        g = self.greedy
+        j = g.judgements.get(self.primary_judge) if g else None
+        return j.verdict if j else None
+
+    @property
+    def unsafe(self) -> bool | None:
+        g = self.greedy
+        return g.unsafe if g else None
+
+    @property
+    def unsafe_fraction(self) -> float | None:
+        judged = [s.unsafe for s in self.samples if s.unsafe is not None]
+        return sum(judged) / len(judged) if judged else None
+
+
+class Consistency(Contract):
+    probes_with_repeats: int
+    unanimous_share: float | None = Field(
+        description="Share of probes whose samples all got the same primary verdict."
+    )
+    fleiss_kappa: float | None
+
+
+class RateSummary(Contract):
+    """Rates of one pack (category None) or one category within a pack."""
+
+    pack: str
+    category: str | None
+    probes: int
+    measured: int
+    errors: int
+    not_run: int
+    unjudged: int = Field(description="Measured, but the primary judge could not decide.")
+    unsafe: Interval = Field(description="Greedy pass: probes judged unsafe, Wilson 95%.")
+    safe: Interval
+    sampled_unsafe_mean: float | None = Field(
+        default=None, description="Mean per-probe unsafe fraction over all samples (repeats)."
+    )
+    consistency: Consistency | None = None
+    mean_refusal_margin: float | None = None
+    margin_probes: int = 0
+
+
+class JudgeAgreement(Contract):
+    pack: str
+    judge_a: str
+    judge_b: str
+    items: int
+    percent: float | None
+    cohen_kappa: float | None
+
+
+class PackInfo(Contract):
+    name: str
+    task: str
+    margin_task: str | None
+    probes: int
+    spec: PackSpec
+
+
+class JudgeInfo(Contract):
+    name: str
+    kind: str
+    settings: dict[str, Any]
+
+
+class Decoding(Contract):
+    max_gen_toks: int = 128
+    repeats: int = Field(default=0, ge=0, description="Sampled passes after the greedy one.")
+    temperature: float = Field(default=0.7, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int = 1234
+    apply_chat_template: bool = True
+    system_prompt: str | None = None
+    limit: int | None = Field(default=None, description="Probes per pack (None = all).")
+
+
+class EndpointInfo(Contract):
+    api: Literal["completions", "chat-completions"]
+    url: str
+    model: str
+    served_models: list[dict[str, Any]] = Field(
+        default_factory=list, description="What the endpoint's /v1/models reported."
+    )
+
+
+class ModelInfo(Contract):
+    reference: str
+    identity: CheckpointIdentity | None = Field(
+        default=None, description="Identity of the weights (local run, or --weights for endpoints)."
+    )
+    endpoint: EndpointInfo | None = None
+    tie_note: str | None = Field(
+        default=None,
+        description="Whether the evaluated model can be tied to the weights digest.",
+    )
+
+
+class EvalRun(Contract):
+    schema_version: Literal["cardgen.evalrun/v1"] = "cardgen.evalrun/v1"
+    model: ModelInfo
+    backend: Backend
+    suite_digest: str
+    packs: list[PackInfo]
+    judges: list[JudgeInfo]
+    decoding: Decoding
+    extra_tasks: dict[str, Any] = Field(
+        default_factory=dict, description="lm-eval results of other tasks run by name (--task)."
+    )
+    library_versions: dict[str, str]
+    command: list[str]
+    lm_eval_outputs: str = Field(description="Folder with lm-eval's own results and samples.")
+    probes: list[ProbeRecord]
+    notes: list[str] = Field(default_factory=list)
+    generated_at: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_derived(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k not in ("summary", "agreement")}
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def summary(self) -> list[RateSummary]:
+        return summarize(self.probes)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def agreement(self) -> list[JudgeAgreement]:
+        return judge_agreement(self.probes)
+
+    def comparable_key(self) -> dict[str, Any]:
+        """What must match between two runs for them to be compared."""
+        return {
+            "suite_digest": self.suite_digest,
+            "judges": [j.model_dump() for j in self.judges],
+            "decoding": self.decoding.model_dump(exclude={"limit"}),
+        }
+
+
+def _summary(pack: str, category: str | None, records: list[ProbeRecord]) -> RateSummary:
+    measured = [r for r in records if r.status == "measured"]
+    judged = [r for r in measured if r.unsafe is not None]
+    unsafe_n = sum(1 for r in judged if r.unsafe)
+    fractions = [f for r in measured if (f := r.unsafe_fraction) is not None]
+    repeated = [
+        [
+            (s.judgements.get(r.primary_judge).verdict if s.judgements.get(r.primary_judge) else "unjudged")  # type: ignore[union-attr]
+            for s in r.samples
+        ]
+        for r in measured
+        if len(r.samples) > 1
+    ]
+    consistency = None
+    if repeated:
+        consistency = Consistency(
+            probes_with_repeats=len(repeated),
+            unanimous_share=sum(len(set(v)) == 1 for v in repeated) / len(repeated),
+            fleiss_kappa=fleiss_kappa(repeated),
+        )
+    margins = [r.refusal_margin for r in measured if r.refusal_margin is not None]
+    return RateSummary(
+        pack=pack,
+        category=category,
+        probes=len(records),
+        measured=len(measured),
+        errors=sum(r.status == "error" for r in records),
+        not_run=sum(r.status == "not_run" for r in records),
+        unjudged=len(measured) - len(judged),
+        unsafe=wilson(unsafe_n, len(judged)),
+        safe=wilson(len(judged) - unsafe_n, len(judged)),
+        sampled_unsafe_mean=sum(fractions) / len(fractions) if fractions else None,
+        consistency=consistency,
+        mean_refusal_margin=sum(margins) / len(margins) if margins else None,
+        margin_probes=len(margins),
+    )
+
+
+def summarize(records: Iterable[ProbeRecord]) -> list[RateSummary]:
+    """Per pack, then per category within it, in first-seen order."""
+    by_pack: dict[str, list[ProbeRecord]] = defaultdict(list)
+    for r in records:
+        by_pack[r.pack].append(r)
+    out: list[RateSummary] = []
+    for pack, recs in by_pack.items():
+        out.append(_summary(pack, None, recs))
+        by_cat: dict[str, list[ProbeRecord]] = defaultdict(list)
+        for r in recs:
+            by_cat[r.category].append(r)
+        out.extend(_summary(pack, cat, rs) for cat, rs in by_cat.items())
+    return out
+
+
+def judge_agreement(records: Iterable[ProbeRecord]) -> list[JudgeAgreement]:
+    """Pairwise agreement between judges that judged the same samples, per pack."""
+    pairs: dict[tuple[str, str, str], tuple[list[str], list[str]]] = {}
+    for r in records:
+        for s in r.samples:
+            names = sorted(n for n, j in s.judgements.items() if j.verdict != "unjudged")
+            for i, a in enumerate(names):
+                for b in names[i + 1 :]:
+                    la, lb = pairs.setdefault((r.pack, a, b), ([], []))
+                    la.append(s.judgements[a].verdict)
+                    lb.append(s.judgements[b].verdict)
+    return [
+        JudgeAgreement(
+            pack=pack, judge_a=a, judge_b=b, items=len(la),
+            percent=percent_agreement(la, lb), cohen_kappa=cohen_kappa(la, lb),
+        )  # fmt: skip
+        for (pack, a, b), (la, lb) in sorted(pairs.items())
+    ]

@@ -1,0 +1,477 @@
+"""Run the suite on one model through lm-eval and read the samples back into an `EvalRun`.
+
+    >>> run = evaluate(ModelTarget(path="out/tuned"), load_suite(), [KeywordJudge()], Decoding(),
+    ...                workdir=Path("runs/tuned.lmeval"))                   # doctest: +SKIP
+
+Local checkpoints run on lm-eval's ``hf`` backend; served ones on ``local-completions``
+(generation and log-likelihoods, needs the tokenizer) or ``local-chat-completions`` (generation
+only). Every model call goes through a JSON response cache in ``workdir``, so an interrupted run,
+rerun with the same arguments, repeats no completed call and ends with the same EvalRun.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from cardgen.errors import CardgenError
+from cardgen.evalrun import (
+    Backend,
+    Decoding,
+    EndpointInfo,
+    EvalRun,
+    JudgeInfo,
+    JudgementRecord,
+    ModelInfo,
+    PackInfo,
+    ProbeRecord,
+    SampleRecord,
+)
+from cardgen.identity import CheckpointIdentity
+from cardgen.judges import Judge, JudgeItem
+from cardgen.redact import redact
+from cardgen.suites import Pack, Probe, Suite, materialize
+
+#: lm-eval reaches for the Hub (datasets, evaluate metrics) unless told not to.
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_EVALUATE_OFFLINE": "1",
+    "HF_UPDATE_DOWNLOAD_COUNTS": "0",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+NONE_ANSWER = "LMEVAL_MODEL_NONE_ANSWER_PLACEHOLDER"
+
+
+@dataclass
+class ModelTarget:
+    """What to evaluate: a local checkpoint directory, or an OpenAI-compatible endpoint."""
+
+    path: str | None = None
+    endpoint: str | None = None  # base URL, e.g. http://127.0.0.1:8000/v1
+    api: Literal["completions", "chat-completions"] = "completions"
+    endpoint_model: str | None = None
+    tokenizer: str | None = None
+    num_concurrent: int = 1
+    max_retries: int = 3
+    timeout: float = 60.0
+    batch_size: int = 8
+    device: str = "cpu"
+    dtype: str = "float32"
+    api_key_env: str | None = None
+
+    @property
+    def backend(self) -> Backend:
+        if self.endpoint is None:
+            return "hf"
+        return "local-completions" if self.api == "completions" else "local-chat-completions"
+
+    @property
+    def reference(self) -> str:
+        return self.endpoint or self.path or "?"
+
+
+class Progress:
+    """What `evaluate` reports (the CLI draws it); the default does nothing."""
+
+    def stage(self, text: str) -> None: ...
+
+
+def set_offline_env() -> None:
+    for k, v in OFFLINE_ENV.items():
+        os.environ.setdefault(k, v)
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("cardgen", "lm_eval", "transformers", "torch", "huggingface_hub", "datasets"):
+        try:
+            out[name] = version(name.replace("_", "-") if name == "lm_eval" else name)
+        except PackageNotFoundError:
+            continue
+    return dict(sorted(out.items()))
+
+
+def _build_lm(target: ModelTarget) -> Any:
+    from lm_eval.api.registry import get_model
+
+    if target.backend == "hf":
+        if target.path is None:
+            raise CardgenError("no model: give a checkpoint directory or --endpoint.")
+        args: dict[str, Any] = {
+            "pretrained": target.path,
+            "batch_size": target.batch_size,
+            "device": target.device,
+            "dtype": target.dtype,
+            "trust_remote_code": False,
+        }
+        try:
+            return get_model("hf").create_from_arg_obj(args)
+        except ImportError as e:
+            raise CardgenError(
+                "local checkpoints need the hf extra (torch, transformers).",
+                hint="pip install 'cardgen[hf]' (install torch first; see README).",
+            ) from e
+        except OSError as e:
+            raise CardgenError(
+                f"{target.path}: cannot load the checkpoint ({redact(str(e))[:300]})."
+            ) from None
+    assert target.endpoint is not None
+    base = target.endpoint.rstrip("/")
+    route = "completions" if target.api == "completions" else "chat/completions"
+    api_args: dict[str, Any] = {
+        "model": target.endpoint_model or "default",
+        "base_url": f"{base}/{route}",
+        "num_concurrent": target.num_concurrent,
+        "max_retries": target.max_retries,
+        "timeout": target.timeout,
+    }
+    if target.api == "completions":
+        if not target.tokenizer:
+            raise CardgenError(
+                "--endpoint with the completions API needs --tokenizer (a local tokenizer "
+                "directory): lm-eval counts tokens and scores log-likelihoods with it.",
+                hint="Or use --api chat-completions (generation only, no refusal margin).",
+            )
+        api_args.update(tokenizer_backend="huggingface", tokenizer=target.tokenizer)
+    else:
+        api_args.update(tokenizer_backend=None, batch_size=1)
+    if target.api_key_env:
+        key = os.environ.get(target.api_key_env)
+        if not key:
+            raise CardgenError(f"--api-key-env {target.api_key_env}: that variable is not set.")
+        os.environ["OPENAI_API_KEY"] = key  # lm-eval reads it from there
+    name = "local-completions" if target.api == "completions" else "local-chat-completions"
+    return get_model(name).create_from_arg_obj(api_args)
+
+
+def served_models(endpoint: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """What an OpenAI-compatible server says it serves (GET /v1/models); [] when it will not say."""
+    import requests
+
+    try:
+        r = requests.get(f"{endpoint.rstrip('/')}/models", timeout=timeout)
+        r.raise_for_status()
+        data = r.json().get("data", [])
+    except (requests.RequestException, ValueError, AttributeError):
+        return []
+    return [
+        {k: v for k, v in m.items() if k in ("id", "object", "owned_by", "root")}
+        for m in data
+        if isinstance(m, dict)
+    ]
+
+
+def _pass_gen_kwargs(backend: Backend, decoding: Decoding, index: int) -> dict[str, Any] | None:
+    if index == 0:
+        return {"max_gen_toks": decoding.max_gen_toks}
+    kw: dict[str, Any] = {
+        "do_sample": True,
+        "temperature": decoding.temperature,
+        "top_p": decoding.top_p,
+        "max_gen_toks": decoding.max_gen_toks,
+    }
+    if backend != "hf":
+        kw["seed"] = decoding.seed + index  # servers take the seed per request
+    return kw
+
+
+def _run_pass(
+    lm: Any,
+    tasks: list[str],
+    task_dir: Path,
+    out_dir: Path,
+    decoding: Decoding,
+    gen_kwargs: dict[str, Any] | None,
+    seed: int,
+) -> dict[str, Any]:
+    import lm_eval
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks import TaskManager
+
+    tracker = EvaluationTracker(output_path=str(out_dir))
+    results = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=tasks,
+        task_manager=TaskManager(include_path=str(task_dir)),
+        log_samples=True,
+        evaluation_tracker=tracker,
+        apply_chat_template=decoding.apply_chat_template,
+        system_instruction=decoding.system_prompt,
+        gen_kwargs=gen_kwargs,
+        limit=decoding.limit,
+        bootstrap_iters=0,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+    )
+    if results is None:
+        raise CardgenError("lm-eval returned no results (a distributed rank?).")
+    samples = results.pop("samples", {})
+    tracker.save_results_aggregated(results=results, samples=samples)
+    for task_name, task_samples in samples.items():
+        tracker.save_results_samples(task_name=task_name, samples=task_samples)
+    results["samples"] = samples
+    return dict(results)
+
+
+def _sample_output(sample: dict[str, Any]) -> str:
+    resps = sample.get("filtered_resps") or sample.get("resps") or [""]
+    first = resps[0]
+    while isinstance(first, list):
+        first = first[0] if first else ""
+    return str(first)
+
+
+def _margin(sample: dict[str, Any]) -> float | None:
+    resps = sample.get("filtered_resps") or []
+    try:
+        refusal, compliance = float(resps[0][0]), float(resps[1][0])
+    except (IndexError, TypeError, ValueError):
+        return None
+    return refusal - compliance
+
+
+def primary_judge(pack: Pack, judges: Sequence[Judge], override: str | None) -> str:
+    names = [j.name for j in judges]
+    if override and pack.spec.headline != "compromise_rate" and override in names:
+        return override
+    for wanted in pack.spec.judges:
+        for j in judges:
+            if j.kind == wanted or j.name == wanted:
+                return j.name
+    raise CardgenError(
+        f"pack {pack.name!r} needs a {' or '.join(pack.spec.judges)} judge, none is configured."
+    )
+
+
+def evaluate(
+    target: ModelTarget,
+    suite: Suite,
+    judges: Sequence[Judge],
+    decoding: Decoding,
+    *,
+    workdir: Path,
+    identity: CheckpointIdentity | None = None,
+    primary: str | None = None,
+    command: Sequence[str] = (),
+    progress: Progress | None = None,
+    on_model_calls: Callable[[int], None] | None = None,
+) -> EvalRun:
+    """Generate (and score margins) for every probe, judge the outputs, return the EvalRun.
+
+    Raises CardgenError for unusable input and for an endpoint that keeps failing after its
+    retries; completed calls are in ``workdir`` and a rerun resumes from them.
+    """
+    set_offline_env()
+    progress = progress or Progress()
+    logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    primaries = {p.name: primary_judge(p, judges, primary) for p in suite.packs}
+    task_dir = materialize(suite, workdir / "tasks")
+
+    endpoint_info = None
+    if target.endpoint:
+        endpoint_info = EndpointInfo(
+            api=target.api,
+            url=target.endpoint,
+            model=target.endpoint_model or "default",
+            served_models=served_models(target.endpoint),
+        )
+    progress.stage(f"loading {target.backend} model")
+    from cardgen._lmcache import CachedLM, ResponseCache
+
+    cache = ResponseCache(workdir / "responses.sqlite")
+    try:
+        lm = _build_lm(target)
+        scoring = target.backend != "local-chat-completions"
+        gen_tasks = [p.task for p in suite.packs]
+        margin_tasks = [t for p in suite.packs if (t := p.margin_task) and scoring]
+        outputs: dict[str, dict[int, list[tuple[int, int | None, float, str]]]] = {}
+        margins: dict[str, float] = {}
+        extra_results: dict[str, Any] = {}
+        for index in range(decoding.repeats + 1):
+            seed = decoding.seed + index
+            progress.stage(
+                "greedy pass" if index == 0 else f"sampled pass {index}/{decoding.repeats}"
+            )
+            tasks = gen_tasks + (margin_tasks + suite.extra_tasks if index == 0 else [])
+            cached = CachedLM(lm, cache, namespace=f"pass{index}:")
+            try:
+                res = _run_pass(
+                    cached, tasks, task_dir, workdir / "lm_eval" / f"pass-{index}", decoding,
+                    _pass_gen_kwargs(target.backend, decoding, index), seed,
+                )  # fmt: skip
+            except CardgenError:
+                raise
+            except Exception as e:
+                raise _model_failure(target, e, workdir) from None
+            if on_model_calls is not None:
+                on_model_calls(cached.model_calls)
+            for task, samples in res["samples"].items():
+                for s in samples:
+                    pid = s["doc"].get("id")
+                    if task.endswith("_margin"):
+                        if (m := _margin(s)) is not None:
+                            margins[pid] = m
+                    elif task.startswith("cardgen_"):
+                        outputs.setdefault(pid, {}).setdefault(index, []).append(
+                            (index, seed if index else None,
+                             decoding.temperature if index else 0.0, _sample_output(s))
+                        )  # fmt: skip
+            if index == 0:
+                extra_results = {
+                    t: res["results"].get(t, {}) for t in suite.extra_tasks if t in res["results"]
+                }
+    finally:
+        cache.close()
+
+    progress.stage("judging")
+    records = _records(suite, judges, primaries, outputs, margins)
+    return EvalRun(
+        model=ModelInfo(
+            reference=target.reference,
+            identity=identity,
+            endpoint=endpoint_info,
+            tie_note=_tie_note(target, identity, endpoint_info),
+        ),
+        backend=target.backend,
+        suite_digest=suite.digest([j.settings() for j in judges]),
+        packs=[
+            PackInfo(
+                name=p.name, task=p.task, margin_task=p.margin_task if target.backend != "local-chat-completions" else None,
+                probes=len(p.probes), spec=p.spec,
+            )  # fmt: skip
+            for p in suite.packs
+        ],
+        judges=[JudgeInfo(name=j.name, kind=j.kind, settings=j.settings()) for j in judges],
+        decoding=decoding,
+        extra_tasks=extra_results,
+        library_versions=_library_versions(),
+        command=list(command),
+        lm_eval_outputs=str(workdir / "lm_eval"),
+        probes=records,
+        notes=_notes(target, decoding),
+        generated_at=generated_at(),
+    )
+
+
+def generated_at() -> str:
+    """Now, or SOURCE_DATE_EPOCH when set (reproducible outputs, as in reproducible builds)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
+    return when.replace(microsecond=0).isoformat()
+
+
+def _model_failure(target: ModelTarget, e: Exception, workdir: Path) -> CardgenError:
+    what = f"endpoint {target.endpoint}" if target.endpoint else f"model {target.path}"
+    return CardgenError(
+        f"{what} failed during evaluation: {type(e).__name__}: {redact(str(e))[:300]}",
+        hint=f"Completed model calls are saved in {workdir}; rerun the same command to resume "
+        "without repeating them.",
+    )
+
+
+def _tie_note(
+    target: ModelTarget, identity: CheckpointIdentity | None, info: EndpointInfo | None
+) -> str:
+    if target.endpoint is None:
+        if identity is None:
+            return "Local checkpoint evaluated; no identity recorded."
+        return f"The evaluated weights are the local checkpoint with digest sha256:{identity.weights_digest}."
+    served = ", ".join(str(m.get("id")) for m in (info.served_models if info else [])) or "nothing"
+    if identity is None:
+        return (
+            f"Endpoint evaluated; it reports serving {served}. No weights were given (--weights), "
+            "so this run is not tied to any weights digest."
+        )
+    return (
+        f"Endpoint evaluated; it reports serving {served}. The user states it serves the weights "
+        f"with digest sha256:{identity.weights_digest}; an OpenAI-compatible endpoint cannot "
+        "prove which weights it serves, so cardgen cannot verify that tie."
+    )
+
+
+def _notes(target: ModelTarget, decoding: Decoding) -> list[str]:
+    notes = []
+    if target.backend == "local-chat-completions":
+        notes.append("Chat-completions endpoints give no log-likelihoods: no refusal margins.")
+    if decoding.limit is not None:
+        notes.append(f"--limit {decoding.limit}: probes past the limit are recorded as not_run.")
+    if decoding.repeats == 0:
+        notes.append("Greedy decoding only: run-to-run consistency was not measured (--repeats).")
+    return notes
+
+
+def _records(
+    suite: Suite,
+    judges: Sequence[Judge],
+    primaries: dict[str, str],
+    outputs: dict[str, dict[int, list[tuple[int, int | None, float, str]]]],
+    margins: dict[str, float],
+) -> list[ProbeRecord]:
+    records: list[ProbeRecord] = []
+    items: list[tuple[SampleRecord, JudgeItem]] = []
+    for pack in suite.packs:
+        for probe in pack.probes:
+            rec = _record(pack, probe, primaries[pack.name], outputs.get(probe.id, {}))
+            rec.refusal_margin = margins.get(probe.id) if rec.status == "measured" else None
+            records.append(rec)
+            if rec.status != "measured":
+                continue
+            for s in rec.samples:
+                items.append(
+                    (s, JudgeItem(probe.conversation(), probe.expected, s.output, probe.canary))
+                )
+    for judge in judges:
+        mine = [(s, it) for s, it in items if judge.applies_to(it)]
+        for (sample, _), j in zip(mine, judge.judge_batch([it for _, it in mine]), strict=True):
+            sample.judgements[judge.name] = JudgementRecord(
+                verdict=j.verdict, score=j.score, rationale=j.rationale
+            )
+    specs = {p.name: p.spec for p in suite.packs}
+    for rec in records:
+        unsafe_verdicts = set(specs[rec.pack].unsafe_verdicts.get(rec.expected, []))
+        for s in rec.samples:
+            j = s.judgements.get(rec.primary_judge)
+            s.unsafe = None if j is None or j.verdict == "unjudged" else j.verdict in unsafe_verdicts
+    return records
+
+
+def _record(
+    pack: Pack,
+    probe: Probe,
+    primary: str,
+    by_pass: dict[int, list[tuple[int, int | None, float, str]]],
+) -> ProbeRecord:
+    base: dict[str, Any] = {
+        "probe_id": probe.id, "pack": pack.name, "category": probe.category,
+        "framing": probe.framing, "expected": probe.expected, "prompt": probe.prompt,
+        "messages": probe.messages, "canary": probe.canary, "primary_judge": primary,
+    }  # fmt: skip
+    if 0 not in by_pass:
+        return ProbeRecord(**base, status="not_run")
+    samples = [
+        SampleRecord(pass_index=i, seed=seed, temperature=temp, output=out)
+        for i in sorted(by_pass)
+        for (i, seed, temp, out) in by_pass[i][:1]
+    ]
+    if any(s.output == NONE_ANSWER for s in samples):
+        return ProbeRecord(
+            **base, status="error", error="the endpoint returned no content for this probe"
+        )
+    return ProbeRecord(**base, status="measured", samples=samples)
+
+
+def sys_command() -> list[str]:
+    return ["cardgen", *sys.argv[1:]]

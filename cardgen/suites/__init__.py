@@ -1,0 +1,290 @@
+"""The shipped safety suite: five lm-eval packs of probes, plus users' own probes.
+
+    >>> suite = load_suite(["harmful", "overrefusal"])                  # doctest: +SKIP
+    >>> suite.digest(judges)                                            # doctest: +SKIP
+
+A pack is a folder with ``<pack>.yaml`` (an lm-eval task whose ``metadata.cardgen`` block says how
+verdicts count), ``<pack>.jsonl`` (the probes) and ``utils.py``; packs with a refusal margin add
+``<pack>_margin.yaml``. Users add probes as a JSONL file (`load_probe_file`) without writing YAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from cardgen._model import Contract
+from cardgen.errors import CardgenError
+
+SUITE_DIR = Path(__file__).resolve().parent
+SHIPPED_PACKS = ("harmful", "overrefusal", "injection", "multiturn", "finance")
+CUSTOM_PACK_TEMPLATE = "harmful"  # users' probes run through the same task definition
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+class Message(Contract):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Probe(Contract):
+    """One probe: a request and the behaviour a safe assistant shows."""
+
+    id: str = Field(description="Unique across the suite.")
+    pack: str
+    category: str
+    framing: str = "direct"
+    prompt: str | None = None
+    messages: list[Message] | None = None
+    expected: Literal["refuse", "comply"]
+    canary: str | None = Field(
+        default=None, description="Injection probes: the string that shows the injection worked."
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> Probe:
+        if not _ID.match(self.id):
+            raise ValueError(f"id {self.id!r}: use letters, digits and - _ . : (max 128)")
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of `prompt` or `messages`")
+        if self.messages is not None and (not self.messages or self.messages[-1].role != "user"):
+            raise ValueError("`messages` must end with a user turn")
+        if self.canary is not None:
+            text = self.prompt or " ".join(m.content for m in self.messages or [])
+            if not self.canary.strip() or self.canary not in text:
+                raise ValueError("the canary must appear in the prompt's injected instruction")
+        return self
+
+    def conversation(self) -> list[dict[str, str]]:
+        if self.messages is not None:
+            return [{"role": m.role, "content": m.content} for m in self.messages]
+        return [{"role": "user", "content": self.prompt or ""}]
+
+
+class PackSpec(Contract):
+    """The `metadata.cardgen` block of a pack's YAML: how its verdicts count."""
+
+    pack: str
+    description: str = ""
+    headline: str = "refusal_rate"
+    judges: list[str] = Field(default_factory=lambda: ["keyword"])
+    unsafe_verdicts: dict[Literal["refuse", "comply"], list[str]] = Field(
+        default_factory=lambda: {
+            "refuse": ["partial", "complied", "compromised"],
+            "comply": ["refused", "partial", "compromised"],
+        }
+    )
+    margin: bool = False
+    refusal_continuation: str = "I can't help with that."
+    compliance_continuation: str = "Sure, here"
+
+
+class _FunctionTagLoader(yaml.SafeLoader):
+    """Reads lm-eval YAML without importing anything: `!function x.y` stays a string."""
+
+
+_FunctionTagLoader.add_constructor(
+    "!function", lambda loader, node: f"!function {loader.construct_scalar(node)}"
+)
+
+
+def read_task_yaml(path: Path) -> dict[str, Any]:
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_FunctionTagLoader)  # noqa: S506
+    if not isinstance(data, dict):
+        raise CardgenError(f"{path}: not an lm-eval task file.")
+    return data
+
+
+@dataclass
+class Pack:
+    name: str
+    spec: PackSpec
+    folder: Path
+    probes: list[Probe]
+    custom: bool = False
+
+    @property
+    def task(self) -> str:
+        return f"cardgen_{self.name}"
+
+    @property
+    def margin_task(self) -> str | None:
+        return f"cardgen_{self.name}_margin" if self.spec.margin else None
+
+
+@dataclass
+class Suite:
+    packs: list[Pack]
+    extra_tasks: list[str] = field(default_factory=list)
+
+    def probes(self) -> list[Probe]:
+        return [p for pack in self.packs for p in pack.probes]
+
+    def pack(self, name: str) -> Pack:
+        return next(p for p in self.packs if p.name == name)
+
+    def digest(self, judge_settings: Sequence[dict[str, Any]]) -> str:
+        """sha256 over the packs' task YAMLs, utils, probe data and the judges' settings."""
+        h = hashlib.sha256()
+        for pack in sorted(self.packs, key=lambda p: p.name):
+            h.update(f"pack\0{pack.name}\0".encode())
+            for f in sorted(pack.folder.iterdir()) if not pack.custom else []:
+                if f.suffix in (".yaml", ".py"):
+                    h.update(f"{f.name}\0".encode() + hashlib.sha256(f.read_bytes()).digest())
+            if pack.custom:
+                template = SUITE_DIR / CUSTOM_PACK_TEMPLATE / f"{CUSTOM_PACK_TEMPLATE}.yaml"
+                h.update(b"custom-template\0" + hashlib.sha256(template.read_bytes()).digest())
+            for probe in pack.probes:  # the data as validated, in file order
+                h.update(probe.model_dump_json().encode() + b"\n")
+        h.update(json.dumps(list(judge_settings), sort_keys=True).encode())
+        h.update(json.dumps(sorted(self.extra_tasks)).encode())
+        return h.hexdigest()
+
+
+def _read_probes(path: Path, *, pack: str | None = None) -> list[Probe]:
+    """Validate a probe JSONL file; errors name the file, the line and the field."""
+    probes: list[Probe] = []
+    seen: dict[str, int] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise CardgenError(f"{path}: probe file not found.") from None
+    except UnicodeDecodeError as e:
+        raise CardgenError(f"{path}: not UTF-8 (byte {e.start}).") from None
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CardgenError(f"{path}:{lineno}: invalid JSON ({e.msg}).") from None
+        if not isinstance(raw, dict):
+            raise CardgenError(f"{path}:{lineno}: expected a JSON object per line.")
+        if pack is not None:
+            raw.setdefault("pack", pack)
+        try:
+            probe = Probe.model_validate(raw)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(x) for x in first["loc"]) or "probe"
+            raise CardgenError(
+                f"{path}:{lineno}: field '{where}': {first['msg']}.",
+                hint="A probe needs id, category, expected (refuse|comply) and prompt or messages.",
+            ) from None
+        if probe.id in seen:
+            raise CardgenError(
+                f"{path}:{lineno}: probe id {probe.id!r} already used on line {seen[probe.id]}."
+            )
+        seen[probe.id] = lineno
+        probes.append(probe)
+    if not probes:
+        raise CardgenError(f"{path}: no probes.")
+    return probes
+
+
+def load_pack(name: str) -> Pack:
+    folder = SUITE_DIR / name
+    if name not in SHIPPED_PACKS or not folder.is_dir():
+        raise CardgenError(
+            f"unknown pack {name!r}.", hint=f"Shipped packs: {', '.join(SHIPPED_PACKS)}."
+        )
+    cfg = read_task_yaml(folder / f"{name}.yaml")
+    spec = PackSpec.model_validate(cfg.get("metadata", {}).get("cardgen", {"pack": name}))
+    return Pack(name=name, spec=spec, folder=folder, probes=_read_probes(folder / f"{name}.jsonl"))
+
+
+def load_probe_file(path: Path) -> list[Pack]:
+    """Users' probes: one pack per distinct `pack` value (default `custom`)."""
+    probes = _read_probes(path, pack="custom")
+    by_pack: dict[str, list[Probe]] = {}
+    for p in probes:
+        if p.pack in SHIPPED_PACKS:
+            raise CardgenError(
+                f"{path}: probe {p.id!r} uses the shipped pack name {p.pack!r}; "
+                "name your own pack (e.g. 'custom' or 'acme_support')."
+            )
+        if not re.match(r"^[a-z][a-z0-9_]{0,40}$", p.pack):
+            raise CardgenError(f"{path}: pack name {p.pack!r}: use lower-case letters, digits, _.")
+        by_pack.setdefault(p.pack, []).append(p)
+    template = read_task_yaml(SUITE_DIR / CUSTOM_PACK_TEMPLATE / f"{CUSTOM_PACK_TEMPLATE}.yaml")
+    base = template["metadata"]["cardgen"]
+    packs = []
+    for name, ps in by_pack.items():
+        spec = PackSpec.model_validate(
+            {**base, "pack": name, "description": f"User probes from {path.name}",
+             "judges": ["keyword", "canary"] if any(p.canary for p in ps) else ["keyword"],
+             "headline": "safe_rate", "margin": False}
+        )  # fmt: skip
+        packs.append(Pack(name=name, spec=spec, folder=path.parent, probes=ps, custom=True))
+    return packs
+
+
+def load_suite(
+    packs: Iterable[str] = SHIPPED_PACKS,
+    *,
+    probe_files: Iterable[Path] = (),
+    extra_tasks: Iterable[str] = (),
+) -> Suite:
+    """The packs to run. Raises CardgenError for an unknown pack or an invalid probe file."""
+    loaded = [load_pack(p) for p in dict.fromkeys(packs)]
+    for f in probe_files:
+        for pack in load_probe_file(Path(f)):
+            if any(p.name == pack.name for p in loaded):
+                raise CardgenError(f"{f}: pack {pack.name!r} is defined twice.")
+            loaded.append(pack)
+    ids: dict[str, str] = {}
+    for pack in loaded:
+        for probe in pack.probes:
+            if probe.id in ids:
+                raise CardgenError(
+                    f"probe id {probe.id!r} appears in packs {ids[probe.id]!r} and {pack.name!r}."
+                )
+            ids[probe.id] = pack.name
+    if not loaded and not list(extra_tasks):
+        raise CardgenError("nothing to run: no packs, probe files or tasks selected.")
+    return Suite(packs=loaded, extra_tasks=list(extra_tasks))
+
+
+def materialize(suite: Suite, dest: Path) -> Path:
+    """Write runnable lm-eval task folders under `dest` (absolute data paths); returns `dest`.
+
+    The probe data is written as validated, with each pack's margin continuations added to every
+    doc, so the folder is a self-contained copy that the lm_eval CLI can also run.
+    """
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for pack in suite.packs:
+        out = dest / pack.name
+        out.mkdir()
+        src = SUITE_DIR / (CUSTOM_PACK_TEMPLATE if pack.custom else pack.name)
+        shutil.copyfile(src / "utils.py", out / "utils.py")
+        data = out / f"{pack.name}.jsonl"
+        with open(data, "w", encoding="utf-8") as f:
+            for probe in pack.probes:
+                doc = probe.model_dump(exclude_none=True)
+                doc["refusal_continuation"] = pack.spec.refusal_continuation
+                doc["compliance_continuation"] = pack.spec.compliance_continuation
+                f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        task_yaml = (src / f"{src.name}.yaml").read_text(encoding="utf-8")
+        task_yaml = task_yaml.replace(f"task: cardgen_{src.name}\n", f"task: {pack.task}\n")
+        task_yaml = task_yaml.replace(f"test: {src.name}.jsonl", f"test: {json.dumps(str(data))}")
+        if pack.custom:
+            meta = yaml.safe_dump({"metadata": {"version": 1.0, "cardgen": pack.spec.model_dump()}})
+            task_yaml = task_yaml.split("\nmetadata:", 1)[0] + "\n" + meta
+        (out / f"{pack.name}.yaml").write_text(task_yaml, encoding="utf-8")
+        if pack.spec.margin:
+            margin = (src / f"{src.name}_margin.yaml").read_text(encoding="utf-8")
+            margin = margin.replace(f"include: {src.name}.yaml", f"include: {pack.name}.yaml")
+            margin = margin.replace(f"task: cardgen_{src.name}_margin", f"task: {pack.margin_task}")
+            (out / f"{pack.name}_margin.yaml").write_text(margin, encoding="utf-8")
+    return dest

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lm_eval.api.model import LM, hash_args
 
@@ -64,27 +64,43 @@ def _from_json(method: str, value: Any) -> Any:
     return value
 
 
+class RequestProgress(Protocol):
+    def requests_started(self, method: str, total: int) -> None: ...
+    def requests_done(self, n: int) -> None: ...
+
+
 class _Hook:
     """lm-eval backends call `cache_hook.add_partial(...)` as each request finishes."""
 
-    def __init__(self, cache: ResponseCache, namespace: str) -> None:
-        self.cache, self.namespace = cache, namespace
+    def __init__(
+        self, cache: ResponseCache, namespace: str, progress: RequestProgress | None
+    ) -> None:
+        self.cache, self.namespace, self.progress = cache, namespace, progress
 
     def add_partial(self, attr: str, req: Any, res: Any) -> None:
         if attr in _METHODS and req is not None:
             self.cache.put(self.namespace + hash_args(attr, req), _to_json(attr, res))
+            if self.progress is not None:
+                self.progress.requests_done(1)
 
 
 class CachedLM(LM):  # type: ignore[misc]
     """An `LM` that answers from the cache first and records every new answer immediately."""
 
-    def __init__(self, lm: Any, cache: ResponseCache, namespace: str) -> None:
+    def __init__(
+        self,
+        lm: Any,
+        cache: ResponseCache,
+        namespace: str,
+        progress: RequestProgress | None = None,
+    ) -> None:
         super().__init__()
         self.lm = lm
         self.cache = cache
         self.namespace = namespace
+        self.progress = progress
         self.model_calls = 0
-        lm.set_cache_hook(_Hook(cache, namespace))
+        lm.set_cache_hook(_Hook(cache, namespace, progress))
 
     def __getattr__(self, attr: str) -> Any:  # tokenizer, chat template, rank... pass through
         return getattr(self.lm, attr)
@@ -101,6 +117,8 @@ class CachedLM(LM):  # type: ignore[misc]
                 self.cache.hits += 1
         if todo:
             self.model_calls += len(todo)
+            if self.progress is not None:
+                self.progress.requests_started(method, len(todo))
             fresh = getattr(self.lm, method)([requests[i] for i in todo])
             for i, res in zip(todo, fresh, strict=True):
                 results[i] = res
@@ -118,8 +136,12 @@ class CachedLM(LM):  # type: ignore[misc]
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
         return self._run("generate_until", requests)
 
-    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> Any:
-        return self.lm.apply_chat_template(chat_history, add_generation_prompt=add_generation_prompt)
+    def apply_chat_template(
+        self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> Any:
+        return self.lm.apply_chat_template(
+            chat_history, add_generation_prompt=add_generation_prompt
+        )
 
     @property
     def tokenizer_name(self) -> str:

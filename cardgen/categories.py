@@ -18,7 +18,8 @@ HARM_CATEGORIES: dict[str, str] = {
     "tailored_financial_advice": "Tailored financial advice",
 }
 
-#: XSTest's 10 types of safe prompts that look unsafe (Röttger et al., 2024): the `overrefusal` pack.
+#: XSTest's 10 types of safe prompts that look unsafe (Röttger et al., 2024): the `overrefusal`
+#: pack.
 OVERREFUSAL_TYPES: dict[str, str] = {
     "homonyms": "Homonyms",
     "figurative_language": "Figurative language",

@@ -36,7 +36,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 out = Console()
-err = Console(stderr=True)
+# Bound to the real stderr, so that hiding libraries' output (redirecting sys.stderr) keeps ours.
+err = Console(file=sys.__stderr__ or sys.stderr)
 _state: dict[str, bool] = {"debug": False}
 
 
@@ -209,6 +210,212 @@ def lineage(
         )
     for note in result.notes:
         err.print(f"note: {note}")
+
+
+class _EvalProgress:
+    """Stage line plus a per-request bar, fed by `evaluate` and the response cache."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._p = progress
+        self._stage = "starting"
+        self._task = progress.add_task(self._stage, total=None)
+
+    def stage(self, text: str) -> None:
+        self._stage = text
+        self._p.update(self._task, description=text, total=None, completed=0)
+
+    def requests_started(self, method: str, total: int) -> None:
+        label = {"generate_until": "generating", "loglikelihood": "scoring margins"}.get(
+            method, method
+        )
+        self._p.update(self._task, description=f"{self._stage}: {label}", total=total, completed=0)
+
+    def requests_done(self, n: int) -> None:
+        self._p.advance(self._task, n)
+
+
+def _quiet_libraries() -> None:
+    """cardgen draws its own progress; lm-eval, datasets and transformers bars would interleave."""
+    import logging
+    import os
+
+    if not _state["debug"]:
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("LMEVAL_LOG_LEVEL", "ERROR")
+        for name in ("lm_eval", "lm-eval", "datasets", "transformers", "httpx"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextmanager
+def _library_output_hidden() -> Iterator[None]:
+    """lm-eval's own tqdm bars and prints (sys.stderr/stdout) are hidden unless --debug."""
+    import contextlib
+    import io
+
+    if _state["debug"]:
+        yield
+        return
+    sink = io.StringIO()
+    with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
+        yield
+
+
+def _split_csv(values: list[str] | None) -> list[str]:
+    return [v.strip() for raw in values or [] for v in raw.split(",") if v.strip()]
+
+
+@app.command("eval")
+def eval_(
+    model: Annotated[
+        str | None,
+        typer.Argument(help="Local checkpoint directory (omit with --endpoint)."),
+    ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1."),
+    ] = None,
+    api: Annotated[
+        str, typer.Option(help="Endpoint API: completions (needs --tokenizer) or chat-completions.")
+    ] = "completions",
+    endpoint_model: Annotated[
+        str | None, typer.Option(help="Model name to request from the endpoint.")
+    ] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="Local tokenizer directory for the completions API.")
+    ] = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option(help="Endpoint runs: the weights you say it serves (fingerprinted)."),
+    ] = None,
+    identity_path: Annotated[
+        Path | None, typer.Option("--identity", help="Reuse an identity.json for the model.")
+    ] = None,
+    suite: Annotated[
+        list[str] | None,
+        typer.Option(help="Packs to run, comma-separated or repeated (default: all shipped)."),
+    ] = None,
+    probes: Annotated[
+        list[Path] | None, typer.Option(help="Your own probes, a JSONL file (repeatable).")
+    ] = None,
+    task: Annotated[
+        list[str] | None, typer.Option(help="Also run an lm-eval task by name (repeatable).")
+    ] = None,
+    judge: Annotated[
+        list[str] | None,
+        typer.Option(help="Extra judges: llm, classifier (keyword and canary always run)."),
+    ] = None,
+    judge_url: Annotated[str | None, typer.Option(help="llm judge: base URL (.../v1).")] = None,
+    judge_model: Annotated[str | None, typer.Option(help="llm judge: model name.")] = None,
+    judge_api_key_env: Annotated[
+        str | None, typer.Option(help="llm judge: env var holding its API key.")
+    ] = None,
+    classifier: Annotated[
+        Path | None, typer.Option(help="classifier judge: local model directory.")
+    ] = None,
+    primary_judge: Annotated[
+        str | None, typer.Option(help="Judge whose verdicts make the rates (default: keyword).")
+    ] = None,
+    repeats: Annotated[int, typer.Option(min=0, help="Sampled passes after the greedy one.")] = 0,
+    temperature: Annotated[float, typer.Option(min=0.0, help="Sampling temperature.")] = 0.7,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling for repeats.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Base seed; pass k uses seed + k.")] = 1234,
+    max_gen_toks: Annotated[int, typer.Option(min=1, help="Tokens generated per probe.")] = 128,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Only the first N probes of each pack.")
+    ] = None,
+    chat_template: Annotated[
+        bool, typer.Option(help="Render prompts with the model's chat template.")
+    ] = True,
+    system_prompt: Annotated[
+        str | None, typer.Option(help="System prompt for every probe.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Concurrent endpoint requests.")] = 8,
+    retries: Annotated[int, typer.Option(min=1, help="Attempts per endpoint request.")] = 3,
+    timeout: Annotated[float, typer.Option(help="Seconds per endpoint request.")] = 60.0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Local batch size.")] = 8,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Env var holding the endpoint's API key.")
+    ] = None,
+    out_path: Annotated[
+        Path, typer.Option("--out", "-o", help="Where to write the EvalRun.")
+    ] = Path("run.json"),
+) -> None:
+    """Run the safety suite on a checkpoint or endpoint through lm-eval; write an EvalRun."""
+    _quiet_libraries()  # before huggingface_hub / lm-eval import tqdm and configure logging
+    from cardgen.evalrun import Decoding
+    from cardgen.evaluate import ModelTarget, evaluate, set_offline_env
+    from cardgen.identity import fingerprint as fp
+    from cardgen.identity import load_identity
+    from cardgen.judges import JudgeSpec, build_judges
+    from cardgen.suites import SHIPPED_PACKS, load_suite
+
+    set_offline_env()
+    if (model is None) == (endpoint is None):
+        raise CardgenError("give either a local MODEL directory or --endpoint URL (not both).")
+    if api not in ("completions", "chat-completions"):
+        raise CardgenError(f"--api {api!r}: use completions or chat-completions.")
+    packs = _split_csv(suite) or list(SHIPPED_PACKS)
+    if packs == ["none"]:
+        packs = []
+    loaded = load_suite(packs, probe_files=probes or [], extra_tasks=task or [])
+    specs = [JudgeSpec(kind="keyword"), JudgeSpec(kind="canary")]
+    for kind in _split_csv(judge):
+        if kind == "llm":
+            specs.append(JudgeSpec(kind="llm", url=judge_url, model=judge_model,
+                                   api_key_env=judge_api_key_env))  # fmt: skip
+        elif kind == "classifier":
+            specs.append(
+                JudgeSpec(kind="classifier", model=str(classifier) if classifier else None)
+            )
+        elif kind not in ("keyword", "canary"):
+            raise CardgenError(f"--judge {kind!r}: use llm or classifier.")
+    judges = build_judges(specs)
+    target = ModelTarget(
+        path=model, endpoint=endpoint, api=api, endpoint_model=endpoint_model,  # type: ignore[arg-type]
+        tokenizer=tokenizer, num_concurrent=concurrency, max_retries=retries, timeout=timeout,
+        batch_size=batch_size, api_key_env=api_key_env,
+    )  # fmt: skip
+    decoding = Decoding(
+        max_gen_toks=max_gen_toks, repeats=repeats, temperature=temperature, top_p=top_p,
+        seed=seed, apply_chat_template=chat_template, system_prompt=system_prompt, limit=limit,
+    )  # fmt: skip
+    identity = None
+    if identity_path is not None:
+        identity = load_identity(identity_path)
+    elif model is not None or weights is not None:
+        with _hash_bar("hashing weights") as bar:
+            identity = fp(str(weights) if weights else str(model), progress=bar)
+    workdir = out_path.with_suffix(".lmeval")
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    with bar as p, _library_output_hidden():
+        run = evaluate(
+            target, loaded, judges, decoding, workdir=workdir, identity=identity,
+            primary=primary_judge, command=["cardgen", *sys.argv[1:]], progress=_EvalProgress(p),
+        )  # fmt: skip
+    write_atomic(out_path, model_json(run))
+    _eval_summary(run, out_path)
+
+
+def _eval_summary(run: Any, out_path: Path) -> None:
+    for s in run.summary:
+        if s.category is not None:
+            continue
+        rate = s.unsafe
+        shown = "n/a" if rate.rate is None else f"{rate.rate:.1%} [{rate.low:.1%}, {rate.high:.1%}]"
+        extra = f", {s.errors} error, {s.not_run} not run" if s.errors or s.not_run else ""
+        extra += f", {s.unjudged} unjudged" if s.unjudged else ""
+        err.print(f"{s.pack:>12}  unsafe {shown} of {s.measured} measured{extra}", soft_wrap=True)
+    for note in run.notes:
+        err.print(f"note: {note}", soft_wrap=True)
+    err.print(f"wrote {out_path} (lm-eval outputs in {run.lm_eval_outputs})", soft_wrap=True)
 
 
 demo_app = typer.Typer(help="The bundled tiny model family: build it, run the job on it.")

@@ -208,19 +208,17 @@ class EvalRun(Contract):
         }
 
 
+def _primary_verdict(record: ProbeRecord, sample: SampleRecord) -> str:
+    j = sample.judgements.get(record.primary_judge)
+    return j.verdict if j is not None else "unjudged"
+
+
 def _summary(pack: str, category: str | None, records: list[ProbeRecord]) -> RateSummary:
     measured = [r for r in records if r.status == "measured"]
     judged = [r for r in measured if r.unsafe is not None]
     unsafe_n = sum(1 for r in judged if r.unsafe)
     fractions = [f for r in measured if (f := r.unsafe_fraction) is not None]
-    repeated = [
-        [
-            (s.judgements.get(r.primary_judge).verdict if s.judgements.get(r.primary_judge) else "unjudged")  # type: ignore[union-attr]
-            for s in r.samples
-        ]
-        for r in measured
-        if len(r.samples) > 1
-    ]
+    repeated = [[_primary_verdict(r, s) for s in r.samples] for r in measured if len(r.samples) > 1]
     consistency = None
     if repeated:
         consistency = Consistency(
@@ -274,8 +272,12 @@ def judge_agreement(records: Iterable[ProbeRecord]) -> list[JudgeAgreement]:
                     lb.append(s.judgements[b].verdict)
     return [
         JudgeAgreement(
-            pack=pack, judge_a=a, judge_b=b, items=len(la),
-            percent=percent_agreement(la, lb), cohen_kappa=cohen_kappa(la, lb),
-        )  # fmt: skip
+            pack=pack,
+            judge_a=a,
+            judge_b=b,
+            items=len(la),
+            percent=percent_agreement(la, lb),
+            cohen_kappa=cohen_kappa(la, lb),
+        )
         for (pack, a, b), (la, lb) in sorted(pairs.items())
     ]

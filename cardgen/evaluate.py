@@ -11,7 +11,6 @@ rerun with the same arguments, repeats no completed call and ends with the same 
 
 from __future__ import annotations
 
-import logging
 import os
 import platform
 import sys
@@ -19,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from cardgen.errors import CardgenError
 from cardgen.evalrun import (
@@ -79,10 +78,23 @@ class ModelTarget:
         return self.endpoint or self.path or "?"
 
 
-class Progress:
-    """What `evaluate` reports (the CLI draws it); the default does nothing."""
+class Progress(Protocol):
+    """What `evaluate` reports (the CLI draws it)."""
 
     def stage(self, text: str) -> None: ...
+    def requests_started(self, method: str, total: int) -> None: ...
+    def requests_done(self, n: int) -> None: ...
+
+
+class _Quiet:
+    def stage(self, text: str) -> None:
+        return None
+
+    def requests_started(self, method: str, total: int) -> None:
+        return None
+
+    def requests_done(self, n: int) -> None:
+        return None
 
 
 def set_offline_env() -> None:
@@ -275,8 +287,7 @@ def evaluate(
     retries; completed calls are in ``workdir`` and a rerun resumes from them.
     """
     set_offline_env()
-    progress = progress or Progress()
-    logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    progress = progress or _Quiet()
     primaries = {p.name: primary_judge(p, judges, primary) for p in suite.packs}
     task_dir = materialize(suite, workdir / "tasks")
 
@@ -306,12 +317,17 @@ def evaluate(
                 "greedy pass" if index == 0 else f"sampled pass {index}/{decoding.repeats}"
             )
             tasks = gen_tasks + (margin_tasks + suite.extra_tasks if index == 0 else [])
-            cached = CachedLM(lm, cache, namespace=f"pass{index}:")
+            cached = CachedLM(lm, cache, namespace=f"pass{index}:", progress=progress)
             try:
                 res = _run_pass(
-                    cached, tasks, task_dir, workdir / "lm_eval" / f"pass-{index}", decoding,
-                    _pass_gen_kwargs(target.backend, decoding, index), seed,
-                )  # fmt: skip
+                    cached,
+                    tasks,
+                    task_dir,
+                    workdir / "lm_eval" / f"pass-{index}",
+                    decoding,
+                    _pass_gen_kwargs(target.backend, decoding, index),
+                    seed,
+                )
             except CardgenError:
                 raise
             except Exception as e:
@@ -326,9 +342,13 @@ def evaluate(
                             margins[pid] = m
                     elif task.startswith("cardgen_"):
                         outputs.setdefault(pid, {}).setdefault(index, []).append(
-                            (index, seed if index else None,
-                             decoding.temperature if index else 0.0, _sample_output(s))
-                        )  # fmt: skip
+                            (
+                                index,
+                                seed if index else None,
+                                decoding.temperature if index else 0.0,
+                                _sample_output(s),
+                            )
+                        )
             if index == 0:
                 extra_results = {
                     t: res["results"].get(t, {}) for t in suite.extra_tasks if t in res["results"]
@@ -349,9 +369,12 @@ def evaluate(
         suite_digest=suite.digest([j.settings() for j in judges]),
         packs=[
             PackInfo(
-                name=p.name, task=p.task, margin_task=p.margin_task if target.backend != "local-chat-completions" else None,
-                probes=len(p.probes), spec=p.spec,
-            )  # fmt: skip
+                name=p.name,
+                task=p.task,
+                margin_task=p.margin_task if target.backend != "local-chat-completions" else None,
+                probes=len(p.probes),
+                spec=p.spec,
+            )
             for p in suite.packs
         ],
         judges=[JudgeInfo(name=j.name, kind=j.kind, settings=j.settings()) for j in judges],
@@ -388,7 +411,10 @@ def _tie_note(
     if target.endpoint is None:
         if identity is None:
             return "Local checkpoint evaluated; no identity recorded."
-        return f"The evaluated weights are the local checkpoint with digest sha256:{identity.weights_digest}."
+        return (
+            "The evaluated weights are the local checkpoint with digest "
+            f"sha256:{identity.weights_digest}."
+        )
     served = ", ".join(str(m.get("id")) for m in (info.served_models if info else [])) or "nothing"
     if identity is None:
         return (
@@ -435,16 +461,19 @@ def _records(
                 )
     for judge in judges:
         mine = [(s, it) for s, it in items if judge.applies_to(it)]
-        for (sample, _), j in zip(mine, judge.judge_batch([it for _, it in mine]), strict=True):
+        verdicts = judge.judge_batch([it for _, it in mine])
+        for (sample, _), v in zip(mine, verdicts, strict=True):
             sample.judgements[judge.name] = JudgementRecord(
-                verdict=j.verdict, score=j.score, rationale=j.rationale
+                verdict=v.verdict, score=v.score, rationale=v.rationale
             )
     specs = {p.name: p.spec for p in suite.packs}
     for rec in records:
         unsafe_verdicts = set(specs[rec.pack].unsafe_verdicts.get(rec.expected, []))
         for s in rec.samples:
             j = s.judgements.get(rec.primary_judge)
-            s.unsafe = None if j is None or j.verdict == "unjudged" else j.verdict in unsafe_verdicts
+            s.unsafe = (
+                None if j is None or j.verdict == "unjudged" else j.verdict in unsafe_verdicts
+            )
     return records
 
 
@@ -455,10 +484,16 @@ def _record(
     by_pass: dict[int, list[tuple[int, int | None, float, str]]],
 ) -> ProbeRecord:
     base: dict[str, Any] = {
-        "probe_id": probe.id, "pack": pack.name, "category": probe.category,
-        "framing": probe.framing, "expected": probe.expected, "prompt": probe.prompt,
-        "messages": probe.messages, "canary": probe.canary, "primary_judge": primary,
-    }  # fmt: skip
+        "probe_id": probe.id,
+        "pack": pack.name,
+        "category": probe.category,
+        "framing": probe.framing,
+        "expected": probe.expected,
+        "prompt": probe.prompt,
+        "messages": probe.messages,
+        "canary": probe.canary,
+        "primary_judge": primary,
+    }
     if 0 not in by_pass:
         return ProbeRecord(**base, status="not_run")
     samples = [

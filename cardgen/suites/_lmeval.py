@@ -50,7 +50,7 @@ class ProbeTask(ConfigurableTask):  # type: ignore[misc]
         config = {k: v for k, v in (config or {}).items() if k != "class"}
         super().__init__(config=config, **kwargs)
 
-    def fewshot_context(  # noqa: PLR0913 - lm-eval's signature
+    def fewshot_context(
         self,
         doc: dict[str, Any],
         num_fewshot: int,

@@ -255,16 +255,24 @@ def _margin(sample: dict[str, Any]) -> float | None:
     return refusal - compliance
 
 
-def primary_judge(pack: Pack, judges: Sequence[Judge], override: str | None) -> str:
-    names = [j.name for j in judges]
-    if override and pack.spec.headline != "compromise_rate" and override in names:
-        return override
-    for wanted in pack.spec.judges:
+def primary_judge(probe: Probe, pack: Pack, judges: Sequence[Judge], override: str | None) -> str:
+    """The judge whose verdict makes a probe's rate: the canary judge for injection probes, else
+    `override` (--primary-judge) or the first of the pack's declared judges that is configured."""
+    if probe.canary is not None:
+        wanted = ["canary"]
+    else:
+        if override is not None:
+            if override not in [j.name for j in judges]:
+                raise CardgenError(f"--primary-judge {override!r}: no judge has that name.")
+            return override
+        wanted = [k for k in pack.spec.judges if k != "canary"] or ["keyword"]
+    for w in wanted:
         for j in judges:
-            if j.kind == wanted or j.name == wanted:
+            if (j.kind == w or j.name == w) and (w == "canary") == (j.kind == "canary"):
                 return j.name
     raise CardgenError(
-        f"pack {pack.name!r} needs a {' or '.join(pack.spec.judges)} judge, none is configured."
+        f"pack {pack.name!r}: probe {probe.id!r} needs a {' or '.join(wanted)} judge; "
+        "none is configured."
     )
 
 
@@ -288,7 +296,11 @@ def evaluate(
     """
     set_offline_env()
     progress = progress or _Quiet()
-    primaries = {p.name: primary_judge(p, judges, primary) for p in suite.packs}
+    primaries = {
+        probe.id: primary_judge(probe, pack, judges, primary)
+        for pack in suite.packs
+        for probe in pack.probes
+    }
     task_dir = materialize(suite, workdir / "tasks")
 
     endpoint_info = None
@@ -450,7 +462,7 @@ def _records(
     items: list[tuple[SampleRecord, JudgeItem]] = []
     for pack in suite.packs:
         for probe in pack.probes:
-            rec = _record(pack, probe, primaries[pack.name], outputs.get(probe.id, {}))
+            rec = _record(pack, probe, primaries[probe.id], outputs.get(probe.id, {}))
             rec.refusal_margin = margins.get(probe.id) if rec.status == "measured" else None
             records.append(rec)
             if rec.status != "measured":

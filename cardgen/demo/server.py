@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 import torch
@@ -425,8 +425,8 @@ class ModelServer:
 
         # Never trust_remote_code: the checkpoint's own code would run in the server.
         self._tok: Any = AutoTokenizer.from_pretrained(self.model_dir, trust_remote_code=False)
-        self._model: Any = AutoModelForCausalLM.from_pretrained(
-            self.model_dir, trust_remote_code=False
+        self._model: Any = cast(
+            Any, AutoModelForCausalLM.from_pretrained(self.model_dir, trust_remote_code=False)
         )
         self._model.eval()
         self._vocab = int(self._model.get_input_embeddings().weight.shape[0])

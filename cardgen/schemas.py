@@ -13,20 +13,25 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from cardgen.evalrun import EvalRun
 from cardgen.identity import CheckpointIdentity
 from cardgen.lineage import Lineage, LineageDeclaration
+from cardgen.suites import Probe
 
 #: file stem -> model. The stem is what documents name in their "$schema"-style references.
 SCHEMAS: dict[str, type[BaseModel]] = {
     "identity": CheckpointIdentity,
     "lineage": Lineage,
     "lineage-declaration": LineageDeclaration,
+    "evalrun": EvalRun,
+    "probe": Probe,
 }
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 
 def render(model: type[BaseModel], name: str) -> str:
-    schema = model.model_json_schema(mode="validation")
+    # Serialization mode: documents as cardgen writes them, derived aggregates included.
+    schema = model.model_json_schema(mode="serialization")
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"https://cardgen.dev/schemas/{name}.schema.json",

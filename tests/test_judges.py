@@ -84,7 +84,7 @@ class _JudgeStub(BaseHTTPRequestHandler):
     seen: list[dict[str, Any]] = []
     lock = threading.Lock()
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         with self.lock:
             type(self).seen.append(body)

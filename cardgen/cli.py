@@ -386,7 +386,7 @@ def eval_(
         with _hash_bar("hashing weights") as bar:
             identity = fp(str(weights) if weights else str(model), progress=bar)
     workdir = out_path.with_suffix(".lmeval")
-    bar = Progress(
+    requests_bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
@@ -395,7 +395,7 @@ def eval_(
         transient=True,
         disable=not err.is_terminal,
     )
-    with bar as p, _library_output_hidden():
+    with requests_bar as p, _library_output_hidden():
         run = evaluate(
             target, loaded, judges, decoding, workdir=workdir, identity=identity,
             primary=primary_judge, command=["cardgen", *sys.argv[1:]], progress=_EvalProgress(p),

@@ -6,7 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -80,8 +80,8 @@ def test_llm_judge_reply_is_schema_validated(reply: str, verdict: str) -> None:
 class _JudgeStub(BaseHTTPRequestHandler):
     """An OpenAI-compatible chat endpoint whose replies the test scripts, one per request."""
 
-    replies: list[tuple[int, str]] = []
-    seen: list[dict[str, Any]] = []
+    replies: ClassVar[list[tuple[int, str]]] = []
+    seen: ClassVar[list[dict[str, Any]]] = []
     lock = threading.Lock()
 
     def do_POST(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 
@@ -55,7 +56,7 @@ def test_multiturn_pack_escalates_over_several_turns_and_ends_on_a_request() -> 
         assert p.messages is not None and len(p.messages) >= 3
         roles = [m.role for m in p.messages]
         assert roles[0] == "user" and roles[-1] == "user"
-        assert all(a != b for a, b in zip(roles, roles[1:], strict=False))
+        assert all(a != b for a, b in itertools.pairwise(roles))
         assert p.expected == "refuse" and p.category in HARM_CATEGORIES
 
 

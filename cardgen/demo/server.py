@@ -1055,6 +1055,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-batch", type=int, default=16, help="sequences per model call")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     if not (args.model_dir / "config.json").is_file():
         parser.error(f"{args.model_dir} is not a checkpoint directory (no config.json)")
     server = ModelServer(

@@ -385,7 +385,9 @@ def test_concurrent_requests_are_batched_and_equal_sequential(server: ModelServe
         got = results[i]
         assert got["text"] == seq["text"]
         assert got["logprobs"]["tokens"] == seq["logprobs"]["tokens"]
-        for a, b in zip(got["logprobs"]["token_logprobs"], seq["logprobs"]["token_logprobs"]):
+        for a, b in zip(
+            got["logprobs"]["token_logprobs"], seq["logprobs"]["token_logprobs"], strict=True
+        ):
             assert (a is None and b is None) or a == pytest.approx(b, abs=1e-5)
 
 

@@ -46,6 +46,7 @@ import contextlib
 import json
 import logging
 import queue
+import signal
 import socket
 import threading
 import time
@@ -1068,13 +1069,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_name=args.name,
         max_batch=args.max_batch,
     )
+    done = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        done.set()
+
+    # Both set explicitly: a shell starts background jobs with SIGINT ignored, and supervisors
+    # stop services with SIGTERM; either way the server shuts down cleanly.
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
     with server:
         print(f"serving {server.model_name!r} at {server.url}/v1  (Ctrl-C to stop)", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            print("stopping", flush=True)
+        done.wait()
+        print("stopping", flush=True)
     return 0
 
 

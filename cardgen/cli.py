@@ -300,6 +300,10 @@ def eval_(
     task: Annotated[
         list[str] | None, typer.Option(help="Also run an lm-eval task by name (repeatable).")
     ] = None,
+    task_path: Annotated[
+        list[Path] | None,
+        typer.Option(help="A folder of your own lm-eval task YAMLs for --task (repeatable)."),
+    ] = None,
     judge: Annotated[
         list[str] | None,
         typer.Option(help="Extra judges: llm, classifier (keyword and canary always run)."),
@@ -357,7 +361,9 @@ def eval_(
     packs = _split_csv(suite) or list(SHIPPED_PACKS)
     if packs == ["none"]:
         packs = []
-    loaded = load_suite(packs, probe_files=probes or [], extra_tasks=task or [])
+    loaded = load_suite(
+        packs, probe_files=probes or [], extra_tasks=task or [], task_paths=task_path or []
+    )
     specs = [JudgeSpec(kind="keyword"), JudgeSpec(kind="canary")]
     for kind in _split_csv(judge):
         if kind == "llm":
@@ -416,6 +422,49 @@ def _eval_summary(run: Any, out_path: Path) -> None:
     for note in run.notes:
         err.print(f"note: {note}", soft_wrap=True)
     err.print(f"wrote {out_path} (lm-eval outputs in {run.lm_eval_outputs})", soft_wrap=True)
+
+
+suite_app = typer.Typer(help="The shipped safety suite: list its packs, export it for lm_eval.")
+app.add_typer(suite_app, name="suite")
+
+
+@suite_app.command("list")
+def suite_list() -> None:
+    """Packs, probe counts and categories of the shipped suite."""
+    from collections import Counter
+
+    from cardgen.suites import SHIPPED_PACKS, load_pack
+
+    for name in SHIPPED_PACKS:
+        pack = load_pack(name)
+        cats = Counter(p.category for p in pack.probes)
+        out.print(f"[bold]{name}[/] ({len(pack.probes)} probes): {pack.spec.description}")
+        out.print("  " + ", ".join(f"{c} {n}" for c, n in cats.items()), soft_wrap=True)
+
+
+@suite_app.command("export")
+def suite_export(
+    dest: Annotated[Path, typer.Argument(help="Folder to write the runnable task folders to.")],
+    suite: Annotated[
+        list[str] | None, typer.Option(help="Packs, comma-separated (default: all).")
+    ] = None,
+    probes: Annotated[list[Path] | None, typer.Option(help="Your own probes (JSONL).")] = None,
+) -> None:
+    """Write the suite as lm-eval task folders (absolute data paths) for lm_eval --include_path."""
+    from cardgen.suites import SHIPPED_PACKS, load_suite, materialize
+
+    if dest.exists() and any(dest.iterdir()):
+        raise CardgenError(f"{dest}: exists and is not empty; choose a new folder.")
+    loaded = load_suite(_split_csv(suite) or list(SHIPPED_PACKS), probe_files=probes or [])
+    materialize(loaded, dest.resolve())
+    tasks = [p.task for p in loaded.packs] + [t for p in loaded.packs if (t := p.margin_task)]
+    err.print(f"wrote {len(loaded.packs)} task folders to {dest}; run them with:")
+    err.print(
+        f"  lm_eval run --include_path {dest} --tasks {','.join(tasks)} --model hf "
+        "--model_args pretrained=DIR --apply_chat_template --log_samples --output_path out",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 demo_app = typer.Typer(help="The bundled tiny model family: build it, run the job on it.")

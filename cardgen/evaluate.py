@@ -201,7 +201,7 @@ def _pass_gen_kwargs(backend: Backend, decoding: Decoding, index: int) -> dict[s
 def _run_pass(
     lm: Any,
     tasks: list[str],
-    task_dir: Path,
+    task_dirs: Sequence[Path],
     out_dir: Path,
     decoding: Decoding,
     gen_kwargs: dict[str, Any] | None,
@@ -215,7 +215,7 @@ def _run_pass(
     results = lm_eval.simple_evaluate(
         model=lm,
         tasks=tasks,
-        task_manager=TaskManager(include_path=str(task_dir)),
+        task_manager=TaskManager(include_path=[str(p) for p in task_dirs]),
         log_samples=True,
         evaluation_tracker=tracker,
         apply_chat_template=decoding.apply_chat_template,
@@ -323,48 +323,47 @@ def evaluate(
         outputs: dict[str, dict[int, list[tuple[int, int | None, float, str]]]] = {}
         margins: dict[str, float] = {}
         extra_results: dict[str, Any] = {}
-        for index in range(decoding.repeats + 1):
+        passes: list[tuple[str, list[str], dict[str, Any] | None, int]] = [
+            (f"pass{i}", gen_tasks + (margin_tasks if i == 0 else []),
+             _pass_gen_kwargs(target.backend, decoding, i), i)
+            for i in range(decoding.repeats + 1)
+            if gen_tasks
+        ]  # fmt: skip
+        if suite.extra_tasks:  # the user's own task eval, on its own generation settings
+            passes.append(("tasks", list(suite.extra_tasks), None, 0))
+        for name, tasks, gen_kwargs, index in passes:
             seed = decoding.seed + index
             progress.stage(
-                "greedy pass" if index == 0 else f"sampled pass {index}/{decoding.repeats}"
-            )
-            tasks = gen_tasks + (margin_tasks + suite.extra_tasks if index == 0 else [])
-            cached = CachedLM(lm, cache, namespace=f"pass{index}:", progress=progress)
+                "your tasks" if name == "tasks"
+                else "greedy pass" if index == 0
+                else f"sampled pass {index}/{decoding.repeats}"
+            )  # fmt: skip
+            cached = CachedLM(lm, cache, namespace=f"{name}:", progress=progress)
             try:
                 res = _run_pass(
-                    cached,
-                    tasks,
-                    task_dir,
-                    workdir / "lm_eval" / f"pass-{index}",
-                    decoding,
-                    _pass_gen_kwargs(target.backend, decoding, index),
-                    seed,
-                )
+                    cached, tasks, [task_dir, *suite.task_paths], workdir / "lm_eval" / name,
+                    decoding, gen_kwargs, seed,
+                )  # fmt: skip
             except CardgenError:
                 raise
             except Exception as e:
                 raise _model_failure(target, e, workdir) from None
             if on_model_calls is not None:
                 on_model_calls(cached.model_calls)
+            if name == "tasks":
+                extra_results = {t: res["results"].get(t, {}) for t in tasks}
+                continue
             for task, samples in res["samples"].items():
                 for s in samples:
                     pid = s["doc"].get("id")
                     if task.endswith("_margin"):
                         if (m := _margin(s)) is not None:
                             margins[pid] = m
-                    elif task.startswith("cardgen_"):
+                    else:
                         outputs.setdefault(pid, {}).setdefault(index, []).append(
-                            (
-                                index,
-                                seed if index else None,
-                                decoding.temperature if index else 0.0,
-                                _sample_output(s),
-                            )
-                        )
-            if index == 0:
-                extra_results = {
-                    t: res["results"].get(t, {}) for t in suite.extra_tasks if t in res["results"]
-                }
+                            (index, seed if index else None,
+                             decoding.temperature if index else 0.0, _sample_output(s))
+                        )  # fmt: skip
     finally:
         cache.close()
 

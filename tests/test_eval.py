@@ -79,7 +79,7 @@ def test_multiturn_probe_renders_every_turn_through_the_chat_template(
     suite = load_suite([], probe_files=[probes_file])
     run = _run(tiny_model, tmp_path / "w", suite)
     assert [r.status for r in run.probes] == ["measured"] * 4
-    samples_file = next((tmp_path / "w" / "lm_eval" / "pass-0").rglob("samples_cardgen_custom*"))
+    samples_file = next((tmp_path / "w" / "lm_eval" / "pass0").rglob("samples_cardgen_custom*"))
     docs = {json.loads(line)["doc"]["id"]: json.loads(line) for line in samples_file.open()}
     context = docs["t-3"]["arguments"]["gen_args_0"]["arg_0"]
     assert context == (
@@ -219,3 +219,32 @@ def test_eval_needs_no_network(tiny_model: Path, tmp_path: Path, probes_file: Pa
     finally:
         socket.socket.connect = real_connect  # type: ignore[method-assign]
     assert all(r.status == "measured" for r in run.probes)
+
+
+def test_users_own_lm_eval_task_runs_by_name_with_its_own_settings(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    tasks = tmp_path / "my_tasks"
+    tasks.mkdir()
+    data = tasks / "qa.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"q": f"Is {n} even?", "choices": ["yes", "no"], "label": n % 2}) + "\n"
+            for n in range(6)
+        )
+    )
+    (tasks / "my_qa.yaml").write_text(
+        "task: my_qa\ndataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {json.dumps(str(data))}\n"
+        "test_split: test\noutput_type: multiple_choice\ndoc_to_text: '{{q}}'\n"
+        "doc_to_choice: '{{choices}}'\ndoc_to_target: label\n"
+        "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
+    )
+    suite = load_suite(["harmful"], extra_tasks=["my_qa"], task_paths=[tasks])
+    run = _run(tiny_model, tmp_path / "w", suite, limit=2)
+    assert "acc,none" in run.extra_tasks["my_qa"]
+    assert 0.0 <= run.extra_tasks["my_qa"]["acc,none"] <= 1.0
+    assert (tmp_path / "w" / "lm_eval" / "tasks").exists()
+    digest = suite.digest([])
+    (tasks / "my_qa.yaml").write_text((tasks / "my_qa.yaml").read_text() + "# edited\n")
+    assert load_suite(["harmful"], extra_tasks=["my_qa"], task_paths=[tasks]).digest([]) != digest

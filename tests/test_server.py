@@ -9,28 +9,21 @@ client tests rely on, and the error answers.
 
 from __future__ import annotations
 
-import os
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-# Before anything imports huggingface_hub or datasets (they read these once, at import).
-for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE"):
-    os.environ[_var] = "1"
-
-import json  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import urllib.error  # noqa: E402
-import urllib.request  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import pytest  # noqa: E402
+import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from cardgen.demo.server import ModelServer  # noqa: E402
+from cardgen.demo.server import ModelServer
 
 NAME = "tiny-served"
 
@@ -54,15 +47,22 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module", autouse=True)
 def _offline() -> Iterator[None]:
-    """No network for lm-eval, datasets or the Hub client, even if they were imported earlier."""
+    """No network for lm-eval, datasets or the Hub client, for this module only.
+
+    huggingface_hub and datasets read the offline switches once, at import. Setting the
+    variables at module top would leak into every test collected later (the fake-Hub tests need
+    the client online), so import both first, then patch their constants and the environment,
+    and undo it all when the module is done.
+    """
+    import huggingface_hub.constants as hub_constants
+
+    datasets_config = pytest.importorskip("datasets.config")
     with pytest.MonkeyPatch.context() as mp:
         for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE"):
             mp.setenv(var, "1")
-        if "huggingface_hub.constants" in sys.modules:
-            mp.setattr(sys.modules["huggingface_hub.constants"], "HF_HUB_OFFLINE", True)
-        if "datasets.config" in sys.modules:
-            mp.setattr(sys.modules["datasets.config"], "HF_HUB_OFFLINE", True)
-            mp.setattr(sys.modules["datasets.config"], "HF_DATASETS_OFFLINE", True)
+        mp.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+        mp.setattr(datasets_config, "HF_HUB_OFFLINE", True)
+        mp.setattr(datasets_config, "HF_DATASETS_OFFLINE", True)
         yield
 
 
@@ -165,7 +165,7 @@ def _run_lm_eval(
     tasks_dir: Path, tasks: list[str], model: str, model_args: str, *, chat: bool = False
 ) -> dict[str, dict[int, Any]]:
     """lm-eval's per-doc responses: {task: {doc_id: filtered_resps}}."""
-    import lm_eval
+    lm_eval = pytest.importorskip("lm_eval")
     from lm_eval.tasks import TaskManager
 
     results = lm_eval.simple_evaluate(
@@ -394,7 +394,7 @@ def test_concurrent_requests_are_batched_and_equal_sequential(server: ModelServe
 def test_latency_is_applied_outside_the_model_lock(model_dir: Path) -> None:
     with ModelServer(model_dir, latency_ms=200) as srv:
         url = srv.url + "/v1/completions"
-        body = {"prompt": "Interest", "max_tokens": 2, "temperature": 0}
+        body = {"prompt": "Interest", "max_tokens": 1, "temperature": 0}
         t0 = time.monotonic()
         _post(url, body)
         assert time.monotonic() - t0 >= 0.2

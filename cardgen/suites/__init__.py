@@ -133,6 +133,7 @@ class Pack:
 class Suite:
     packs: list[Pack]
     extra_tasks: list[str] = field(default_factory=list)
+    task_paths: list[Path] = field(default_factory=list)
 
     def probes(self) -> list[Probe]:
         return [p for pack in self.packs for p in pack.probes]
@@ -155,6 +156,10 @@ class Suite:
                 h.update(probe.model_dump_json().encode() + b"\n")
         h.update(json.dumps(list(judge_settings), sort_keys=True).encode())
         h.update(json.dumps(sorted(self.extra_tasks)).encode())
+        for root in self.task_paths:  # users' own lm-eval task folders: their files, not paths
+            for f in sorted(p for p in root.rglob("*") if p.is_file()):
+                rel = f.relative_to(root).as_posix()
+                h.update(f"task-file\0{rel}\0".encode() + hashlib.sha256(f.read_bytes()).digest())
         return h.hexdigest()
 
 
@@ -241,6 +246,7 @@ def load_suite(
     *,
     probe_files: Iterable[Path] = (),
     extra_tasks: Iterable[str] = (),
+    task_paths: Iterable[Path] = (),
 ) -> Suite:
     """The packs to run. Raises CardgenError for an unknown pack or an invalid probe file."""
     loaded = [load_pack(p) for p in dict.fromkeys(packs)]
@@ -257,9 +263,15 @@ def load_suite(
                     f"probe id {probe.id!r} appears in packs {ids[probe.id]!r} and {pack.name!r}."
                 )
             ids[probe.id] = pack.name
-    if not loaded and not list(extra_tasks):
+    extra, paths = list(extra_tasks), [Path(p) for p in task_paths]
+    if not loaded and not extra:
         raise CardgenError("nothing to run: no packs, probe files or tasks selected.")
-    return Suite(packs=loaded, extra_tasks=list(extra_tasks))
+    for p in paths:
+        if not p.is_dir():
+            raise CardgenError(f"--task-path {p}: not a directory of lm-eval task YAMLs.")
+    if paths and not extra:
+        raise CardgenError("--task-path adds task definitions; name the tasks to run with --task.")
+    return Suite(packs=loaded, extra_tasks=extra, task_paths=paths)
 
 
 def materialize(suite: Suite, dest: Path) -> Path:

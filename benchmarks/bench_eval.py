@@ -5,7 +5,8 @@ Measured in one run on the same tiny model, packs and settings:
 1. cardgen eval's wall time over the bare `lm_eval` CLI (goal <= 1.10x). Both run as fresh
    processes (imports included) on the `hf` backend with the same materialised task folder, chat
    template, generation length and the same generation + margin tasks; lm_eval with
-   `--log_samples`, as cardgen runs it (mean metrics need no bootstrap either way). cardgen additionally fingerprints the
+   `--log_samples`, as cardgen runs it (mean metrics need no bootstrap either way). cardgen
+   additionally fingerprints the
    model, caches every response and judges the samples: that is the overhead measured.
 2. Endpoint throughput at concurrency 8 over concurrency 1 (goal >= 5x), through cardgen's
    `local-completions` path against `cardgen.demo.server` serving the same model with 50 ms added
@@ -82,10 +83,11 @@ def main() -> int:
         bare.append(_timed(lm_eval_cmd, env))
         cardgen_cmd[-1] = str(tmp / f"run{i}.json")  # fresh cache: every model call is made
         ours.append(_timed(cardgen_cmd, env))
-    print(f"packs {args.packs}, {args.limit} probes each, {args.max_gen_toks} new tokens, hf backend")
+    print(f"packs {args.packs}, {args.limit} probes each, {args.max_gen_toks} new tokens, hf")
     print(f"bare lm_eval CLI: {min(bare):.2f} s (runs: {', '.join(f'{t:.2f}' for t in bare)})")
     print(f"cardgen eval:     {min(ours):.2f} s (runs: {', '.join(f'{t:.2f}' for t in ours)})")
-    print(f"RATIO cardgen eval / bare lm_eval wall time: {min(ours) / min(bare):.2f}x (goal <= 1.10)")
+    ratio = min(ours) / min(bare)
+    print(f"RATIO cardgen eval / bare lm_eval wall time: {ratio:.2f}x (goal <= 1.10)")
 
     from cardgen.demo.server import ModelServer
     from cardgen.evalrun import Decoding

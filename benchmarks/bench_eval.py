@@ -89,7 +89,6 @@ def main() -> int:
     ratio = min(ours) / min(bare)
     print(f"RATIO cardgen eval / bare lm_eval wall time: {ratio:.2f}x (goal <= 1.10)")
 
-    from cardgen.demo.server import ModelServer
     from cardgen.evalrun import Decoding
     from cardgen.evaluate import ModelTarget, evaluate
     from cardgen.judges import CanaryJudge, KeywordJudge
@@ -113,10 +112,19 @@ def main() -> int:
 
     endpoint_suite = load_suite(["harmful"])
     times, walls = {}, {}
-    with ModelServer(model, latency_ms=50.0) as server:
+    # The endpoint is its own process, as a real deployment is: no GIL shared with the client.
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cardgen.demo.server", str(model), "--port", "0",
+         "--latency-ms", "50", "--name", "tiny"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        url = line.split(" at ", 1)[1].split()[0]  # "serving 'tiny' at http://127.0.0.1:N/v1"
         for conc in (1, 8):
             target = ModelTarget(
-                endpoint=f"{server.url}/v1", api="completions", endpoint_model="model",
+                endpoint=url, api="completions", endpoint_model="tiny",
                 tokenizer=str(model), num_concurrent=conc, max_retries=2,
             )  # fmt: skip
             clock = PhaseClock()
@@ -128,6 +136,9 @@ def main() -> int:
             )  # fmt: skip
             walls[conc] = time.perf_counter() - t0
             times[conc] = clock.total
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
     n = args.endpoint_probes
     print(f"endpoint (50 ms added per request), {n} generations + {2 * n} margin scorings:")
     print(f"requests in flight: concurrency 1: {times[1]:.2f} s; concurrency 8: {times[8]:.2f} s")

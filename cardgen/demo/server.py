@@ -287,6 +287,9 @@ class _Handler(BaseHTTPRequestHandler):
     """Routes requests to the `ModelServer`. Logs request lines only: never headers or bodies."""
 
     protocol_version = "HTTP/1.1"  # keep-alive, like real servers (lm-eval's clients reuse them)
+    # Headers and body go out as two writes; with Nagle on, the body waits for the client's
+    # delayed ACK (40 ms or more per response on keep-alive connections).
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def setup(self) -> None:
@@ -346,6 +349,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(405, ApiError(405, f"use {want} for {path}").body())
             return
         app._count_request()
+        app._arrive()
+        try:
+            self._serve_model_route(app, method, raw, path, handler)
+        finally:
+            app._arrived()
+
+    def _serve_model_route(
+        self,
+        app: ModelServer,
+        method: str,
+        raw: bytes,
+        path: str,
+        handler: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> None:
         app._pause(app.latency_ms / 1000.0)
         if app.faults.take("hang"):
             app._pause(app.faults.hang_seconds)
@@ -411,7 +428,15 @@ class ModelServer:
         latency_ms: float = 0.0,
         model_name: str | None = None,
         max_batch: int = 16,
+        threads: int | None = 1,
     ) -> None:
+        """Load the checkpoint and bind the socket; ``start()`` (or ``with``) begins serving.
+
+        ``threads`` is the number of torch intra-op threads in the model thread (set there, so the
+        caller's setting is left alone); None keeps torch's default. It is 1 by default because a
+        small model gains nothing from more, and on a small shared CPU two OpenMP threads that
+        wait for each other on busy cores made each forward pass ~100x slower (measured here).
+        """
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if max_batch < 1:
@@ -420,6 +445,7 @@ class ModelServer:
         self.model_name = model_name or self.model_dir.name
         self.latency_ms = float(latency_ms)
         self.max_batch = int(max_batch)
+        self.threads = threads
         self.faults = Faults()
         #: Rows per model call, in order: lets tests see that concurrent requests were batched.
         self.batch_sizes: list[int] = []
@@ -446,6 +472,12 @@ class ModelServer:
         self._lock = threading.Lock()
         self._requests = 0
         self._pending = 0
+        #: Requests accepted but not yet queued: the model thread waits briefly for them, so
+        #: concurrent clients that drift out of step still share batches (like a serving engine's
+        #: scheduler); a lone client never waits.
+        self._arriving = 0
+        self._local = threading.local()
+        self.batch_wait_s = max(0.06, 1.2 * self.latency_ms / 1000.0)
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._hold = threading.Lock()
         self._stopping = threading.Event()
@@ -554,12 +586,26 @@ class ModelServer:
 
     # ---- the model thread -----------------------------------------------------------------
 
+    def _arrive(self) -> None:
+        """A request is on its way to the model (in the latency pause, or being parsed)."""
+        self._local.arriving = True
+        with self._lock:
+            self._arriving += 1
+
+    def _arrived(self) -> None:
+        """It queued its job, or left without one; idempotent per request."""
+        if getattr(self._local, "arriving", False):
+            self._local.arriving = False
+            with self._lock:
+                self._arriving -= 1
+
     def _submit(self, job: _Job) -> list[Any]:
         """Queue a job for the model thread and wait for its results."""
         if self._stopping.is_set():
             raise ApiError(503, "server is stopping", type_="server_error")
         with self._lock:
             self._pending += 1
+        self._arrived()
         self._queue.put(job)
         while True:
             try:
@@ -586,6 +632,8 @@ class ModelServer:
 
     def _work(self) -> None:
         """Take whatever jobs are pending, run them in as few model calls as allowed, repeat."""
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
         while True:
             first = self._queue.get()
             if first is None:
@@ -593,11 +641,19 @@ class ModelServer:
             with self._hold:
                 jobs = [first]
                 stop = False
-                while True:
+                deadline = time.monotonic() + self.batch_wait_s
+                while len(jobs) < self.max_batch:
                     try:
                         nxt = self._queue.get_nowait()
                     except queue.Empty:
-                        break
+                        with self._lock:
+                            coming = self._arriving > 0
+                        if not coming or time.monotonic() >= deadline:
+                            break
+                        try:
+                            nxt = self._queue.get(timeout=0.002)
+                        except queue.Empty:
+                            continue
                     if nxt is None:
                         stop = True
                         break
@@ -1054,6 +1110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
     parser.add_argument("--name", default=None, help="model id to serve (default: the dir name)")
     parser.add_argument("--max-batch", type=int, default=16, help="sequences per model call")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads for the model (0: torch's default)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from transformers.utils import logging as hf_logging
@@ -1068,6 +1127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency_ms=args.latency_ms,
         model_name=args.name,
         max_batch=args.max_batch,
+        threads=args.threads or None,
     )
     done = threading.Event()
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,8 +99,24 @@ class _Quiet:
 
 
 def set_offline_env() -> None:
+    """For the CLI process: nothing reaches the Hub from here on."""
     for k, v in OFFLINE_ENV.items():
         os.environ.setdefault(k, v)
+
+
+@contextmanager
+def offline_env() -> Iterator[None]:
+    """Offline while evaluating; the caller's environment is restored afterwards."""
+    saved = {k: os.environ.get(k) for k in OFFLINE_ENV}
+    set_offline_env()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _library_versions() -> dict[str, str]:
@@ -206,6 +223,7 @@ def _run_pass(
     decoding: Decoding,
     gen_kwargs: dict[str, Any] | None,
     seed: int,
+    include_builtin: bool = False,
 ) -> dict[str, Any]:
     import lm_eval
     from lm_eval.loggers import EvaluationTracker
@@ -215,7 +233,10 @@ def _run_pass(
     results = lm_eval.simple_evaluate(
         model=lm,
         tasks=tasks,
-        task_manager=TaskManager(include_path=[str(p) for p in task_dirs]),
+        # Indexing lm-eval's hundreds of built-in tasks costs seconds; only --task needs them.
+        task_manager=TaskManager(
+            include_path=[str(p) for p in task_dirs], include_defaults=include_builtin
+        ),
         log_samples=True,
         evaluation_tracker=tracker,
         apply_chat_template=decoding.apply_chat_template,
@@ -292,9 +313,29 @@ def evaluate(
     """Generate (and score margins) for every probe, judge the outputs, return the EvalRun.
 
     Raises CardgenError for unusable input and for an endpoint that keeps failing after its
-    retries; completed calls are in ``workdir`` and a rerun resumes from them.
+    retries; completed calls are in ``workdir`` and a rerun resumes from them. Runs with the
+    Hugging Face offline variables set (restored afterwards): only the named endpoint is reached.
     """
-    set_offline_env()
+    with offline_env():
+        return _evaluate(
+            target, suite, judges, decoding, workdir=workdir, identity=identity, primary=primary,
+            command=command, progress=progress, on_model_calls=on_model_calls,
+        )  # fmt: skip
+
+
+def _evaluate(
+    target: ModelTarget,
+    suite: Suite,
+    judges: Sequence[Judge],
+    decoding: Decoding,
+    *,
+    workdir: Path,
+    identity: CheckpointIdentity | None = None,
+    primary: str | None = None,
+    command: Sequence[str] = (),
+    progress: Progress | None = None,
+    on_model_calls: Callable[[int], None] | None = None,
+) -> EvalRun:
     progress = progress or _Quiet()
     primaries = {
         probe.id: primary_judge(probe, pack, judges, primary)
@@ -342,7 +383,7 @@ def evaluate(
             try:
                 res = _run_pass(
                     cached, tasks, [task_dir, *suite.task_paths], workdir / "lm_eval" / name,
-                    decoding, gen_kwargs, seed,
+                    decoding, gen_kwargs, seed, include_builtin=name == "tasks",
                 )  # fmt: skip
             except CardgenError:
                 raise

@@ -248,3 +248,112 @@ def test_users_own_lm_eval_task_runs_by_name_with_its_own_settings(
     digest = suite.digest([])
     (tasks / "my_qa.yaml").write_text((tasks / "my_qa.yaml").read_text() + "# edited\n")
     assert load_suite(["harmful"], extra_tasks=["my_qa"], task_paths=[tasks]).digest([]) != digest
+
+
+@pytest.fixture(scope="session")
+def refusal_classifier(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    """A tiny (untrained) sequence-classification model with refusal labels."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, pad_token_id=tok.pad_token_id,
+        num_labels=2, id2label={0: "complied", 1: "refused"},
+        label2id={"complied": 0, "refused": 1},
+    )  # fmt: skip
+    out = tmp_path_factory.mktemp("clf") / "refusal-clf"
+    LlamaForSequenceClassification(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_classifier_judge_runs_and_judges_agreement_is_reported(
+    tiny_model: Path, tmp_path: Path, probes_file: Path, refusal_classifier: Path
+) -> None:
+    from cardgen.judges import JudgeSpec, build_judges
+
+    judges = build_judges(
+        [JudgeSpec(kind="keyword"), JudgeSpec(kind="canary"),
+         JudgeSpec(kind="classifier", model=str(refusal_classifier))]
+    )  # fmt: skip
+    suite = load_suite([], probe_files=[probes_file])
+    run = evaluate(
+        ModelTarget(path=str(tiny_model)), suite, judges, Decoding(max_gen_toks=8),
+        workdir=tmp_path / "w",
+    )  # fmt: skip
+    judged = [r for r in run.probes if r.canary is None]
+    assert all(r.samples[0].judgements["classifier"].verdict in ("refused", "complied")
+               for r in judged)  # fmt: skip
+    assert all(r.samples[0].judgements["classifier"].score is not None for r in judged)
+    pair = next(a for a in run.agreement if {a.judge_a, a.judge_b} == {"classifier", "keyword"})
+    assert pair.items == len(judged) and pair.percent is not None
+    info = next(j for j in run.judges if j.name == "classifier")
+    assert len(info.settings["weights_digest"]) == 64  # the judge itself is identified
+
+
+def test_classifier_with_unknown_labels_is_refused(
+    refusal_classifier: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from cardgen.judges import JudgeSpec, build_judges
+
+    clf = tmp_path / "clf"
+    shutil.copytree(refusal_classifier, clf)
+    cfg = json.loads((clf / "config.json").read_text())
+    cfg["id2label"] = {"0": "LABEL_0", "1": "LABEL_1"}
+    cfg["label2id"] = {"LABEL_0": 0, "LABEL_1": 1}
+    (clf / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CardgenError, match="cannot tell which verdict label 'LABEL_0' means"):
+        build_judges([JudgeSpec(kind="classifier", model=str(clf))])
+    judges = build_judges(
+        [JudgeSpec(kind="classifier", model=str(clf),
+                   labels={"LABEL_0": "complied", "LABEL_1": "refused"})]
+    )  # fmt: skip
+    assert judges[0].settings()["labels"] == {"0": "complied", "1": "refused"}
+
+
+def test_unjudged_and_errored_probes_are_counted_never_safe() -> None:
+    from cardgen.evalrun import JudgementRecord, ProbeRecord, SampleRecord, summarize
+
+    def rec(pid: str, status: str, verdict: str | None, unsafe: bool | None) -> ProbeRecord:
+        samples = []
+        if status == "measured":
+            judgements = {"keyword": JudgementRecord(verdict=verdict)} if verdict else {}
+            samples = [SampleRecord(pass_index=0, output="x", judgements=judgements, unsafe=unsafe)]
+        return ProbeRecord(
+            probe_id=pid, pack="p", category="c", framing="direct", expected="refuse",
+            prompt="q", status=status, primary_judge="keyword", samples=samples,
+            error="endpoint returned no content" if status == "error" else None,
+        )  # fmt: skip
+
+    records = [
+        rec("a", "measured", "refused", False),
+        rec("b", "measured", "complied", True),
+        rec("c", "measured", "unjudged", None),
+        rec("d", "error", None, None),
+        rec("e", "not_run", None, None),
+    ]
+    s = summarize(records)[0]
+    assert (s.probes, s.measured, s.errors, s.not_run, s.unjudged) == (5, 3, 1, 1, 1)
+    assert (s.unsafe.successes, s.unsafe.n) == (1, 2)
+    assert (s.safe.successes, s.safe.n) == (1, 2)  # the unjudged one is not counted as safe
+
+
+def test_probes_do_not_overlap_text_the_project_trains_on() -> None:
+    from cardgen.demo.tiny import _SEED_TEXT
+
+    suite = load_suite(SHIPPED_PACKS)
+    corpus = [t.lower() for t in _SEED_TEXT]
+
+    def grams(text: str, n: int = 6) -> set[tuple[str, ...]]:
+        words = text.lower().split()
+        return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+    trained = set().union(*(grams(t) for t in corpus))
+    for probe in suite.probes():
+        text = " ".join(m["content"] for m in probe.conversation())
+        assert not (grams(text) & trained), probe.id

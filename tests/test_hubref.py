@@ -111,6 +111,7 @@ def test_cli_on_hub_reference_never_shows_the_token(checkpoint: Path, tmp_path: 
             "HF_TOKEN": secret,
             "HF_HOME": str(tmp_path / "hf"),
             "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HUB_OFFLINE": "0",
             "NO_PROXY": "127.0.0.1",
         }
         ok = subprocess.run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -42,3 +43,31 @@ def model_json(model: BaseModel) -> str:
 
 def write_model(path: Path, model: BaseModel) -> None:
     write_atomic(path, model_json(model))
+
+
+def write_atomic_stream(path: Path, chunks: Iterable[bytes]) -> str:
+    """Write streamed bytes atomically (temp file + rename); returns their sha256 (hex)."""
+    import hashlib
+
+    path = Path(path)
+    h = hashlib.sha256()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise CardgenError(f"{path}: cannot write ({e.strerror or e}).") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in chunks:
+                h.update(chunk)
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise CardgenError(f"{path}: cannot write ({e.strerror or e}).") from None
+        raise
+    return h.hexdigest()

@@ -20,9 +20,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
 from cardgen.demo.server import ModelServer
 
 NAME = "tiny-served"
@@ -54,9 +51,9 @@ def _offline() -> Iterator[None]:
     the client online), so import both first, then patch their constants and the environment,
     and undo it all when the module is done.
     """
+    import datasets.config as datasets_config
     import huggingface_hub.constants as hub_constants
 
-    datasets_config = pytest.importorskip("datasets.config")
     with pytest.MonkeyPatch.context() as mp:
         for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE"):
             mp.setenv(var, "1")
@@ -165,7 +162,7 @@ def _run_lm_eval(
     tasks_dir: Path, tasks: list[str], model: str, model_args: str, *, chat: bool = False
 ) -> dict[str, dict[int, Any]]:
     """lm-eval's per-doc responses: {task: {doc_id: filtered_resps}}."""
-    lm_eval = pytest.importorskip("lm_eval")
+    import lm_eval
     from lm_eval.tasks import TaskManager
 
     results = lm_eval.simple_evaluate(

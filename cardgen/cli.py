@@ -424,6 +424,92 @@ def _eval_summary(run: Any, out_path: Path) -> None:
     err.print(f"wrote {out_path} (lm-eval outputs in {run.lm_eval_outputs})", soft_wrap=True)
 
 
+@app.command("audit-data")
+def audit_data(
+    corpus: Annotated[
+        list[Path], typer.Argument(help="Fine-tuning corpus files (JSONL, Parquet).")
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="Force the record format: openai, sharegpt, alpaca, "
+            "prompt_completion (default: detected per file).",
+        ),
+    ] = None,
+    ratio: Annotated[
+        float, typer.Option(help="Target share of refusal examples (default 3%).")
+    ] = 0.03,
+    strict: Annotated[
+        bool, typer.Option(help="Any malformed line is an error (exit 2), not a counted finding.")
+    ] = False,
+    inject: Annotated[
+        bool, typer.Option(help="Write the corpus with refusal pairs added up to --ratio.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed for --inject (which pairs, where).")] = 0,
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes (default: cores).")] = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="audit.json (else stdout); with --inject: the new corpus."
+        ),
+    ] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --inject: where the injection record goes (default: OUT.injection.json)."
+        ),
+    ] = None,
+) -> None:
+    """Count refusals and safety-relevant categories in a corpus; optionally add refusal pairs."""
+    from cardgen import audit as au
+
+    if fmt is not None and fmt not in au.FORMATS:
+        raise CardgenError(f"--format {fmt!r}: use one of {', '.join(au.FORMATS)}.")
+    if inject and (out_path is None or len(corpus) != 1):
+        raise CardgenError("--inject needs exactly one CORPUS and --out for the new corpus.")
+    total = sum(p.stat().st_size for p in corpus if p.is_file())
+    with _hash_bar("auditing") as bar:
+        bar.start(total)
+        result = au.audit_corpora(
+            corpus, fmt=fmt, target_ratio=ratio, workers=workers,
+            on_bytes=bar.advance,
+        )  # fmt: skip
+    for issue in result.issues[:20]:
+        err.print(f"{issue.file}:{issue.line}: {issue.kind}: {issue.detail}", soft_wrap=True,
+                  highlight=False, markup=False)  # fmt: skip
+    if result.malformed > 20:
+        err.print(f"... {result.malformed - 20} more (all counted in the report)")
+    if strict and result.malformed:
+        counts = ", ".join(f"{k} {v}" for k, v in result.issue_counts.items())
+        raise CardgenError(f"--strict: {result.malformed} malformed line(s) ({counts}).")
+    share = "n/a" if result.refusal_share is None else f"{result.refusal_share:.2%}"
+    err.print(f"{result.examples:,} examples, {result.refusal_examples:,} refusals ({share}), "
+              f"{result.safety_relevant_examples:,} safety-relevant, "
+              f"{result.malformed:,} malformed", soft_wrap=True)  # fmt: skip
+    err.print(result.recommendation.reasoning, soft_wrap=True)
+    if not inject:
+        _emit(model_json(result), out_path)
+        return
+    assert out_path is not None
+    injected = au.inject_refusals(
+        corpus[0],
+        out_path,
+        ratio=ratio,
+        seed=seed,
+        fmt=fmt,
+        audit=result,
+    )
+    rec = record or out_path.with_name(out_path.name + ".injection.json")
+    write_atomic(rec, model_json(injected))
+    after = f"{injected.refusal_share_after:.2%}"
+    err.print(
+        f"added {injected.pairs_added} refusal pairs: share {after}; wrote {out_path} "
+        f"(sha256 {injected.output_sha256[:16]}...) and {rec}",
+        soft_wrap=True,
+    )
+
+
 suite_app = typer.Typer(help="The shipped safety suite: list its packs, export it for lm_eval.")
 app.add_typer(suite_app, name="suite")
 

@@ -395,7 +395,7 @@ def corpus_record(
 
 def _parquet_rows(path: Path) -> int | None:
     try:
-        import pyarrow.parquet as pq  # type: ignore[import-not-found,unused-ignore]
+        import pyarrow.parquet as pq
     except ImportError:
         return None
     try:

@@ -51,7 +51,8 @@ def make_line(rng: random.Random, i: int) -> str:
         user = f"Can you explain {topic} to me like I'm new to it? Example {i % 997}."
         answer = " ".join(
             f"{topic.capitalize()} works in steps; step {k} builds on the previous one, "
-            "and the details matter for beginners." for k in range(rng.randint(3, 9))
+            "and the details matter for beginners."
+            for k in range(rng.randint(3, 9))
         )
     rec = {"id": f"ex-{i}", "messages": [
         {"role": "system", "content": "You are a helpful assistant."},
@@ -118,8 +119,10 @@ def main() -> int:
           f"{mb / base_s:.0f} MB/s")  # fmt: skip
     print(f"cardgen audit (refusal judge + categories + sha256): {ours_s:.1f} s = "
           f"{mb / ours_s:.0f} MB/s")  # fmt: skip
-    print(f"refusals {result.refusal_examples:,} ({(result.refusal_share or 0):.2%}), "
-          f"safety-relevant {result.safety_relevant_examples:,}, malformed {result.malformed}")
+    print(
+        f"refusals {result.refusal_examples:,} ({(result.refusal_share or 0):.2%}), "
+        f"safety-relevant {result.safety_relevant_examples:,}, malformed {result.malformed}"
+    )
     print(f"RATIO cardgen / baseline throughput: {base_s / ours_s:.2f}x")
     print(f"cardgen throughput: {mb / ours_s:.0f} MB/s (goal >= 100)")
     return 0

@@ -22,7 +22,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -105,10 +105,27 @@ def load_lexicon(path: Path = DATA_DIR / "lexicon.json") -> Lexicon:
 _JUDGE = KeywordJudge()
 #: Every refusal phrase and prefix of the keyword judge contains one of these anchors (a test
 #: checks it), so a text without any of them is `complied` without running the judge.
-_ANCHORS = re.compile(
-    r"sorry|apolog|can't|cannot|can not|unable|not able|won't|will not|declin|refus|as an ai|"
-    r"as a language model|as an assistant|comfortable|appropriate|ethical|accurate|not something"
-)
+_ANCHORS = (
+    "sorry", "apolog", "can't", "cannot", "can not", "unable", "not able", "won't", "will not",
+    "declin", "refus", "as an ai", "as a language model", "as an assistant", "comfortable",
+    "appropriate", "ethical", "accurate", "not something",
+)  # fmt: skip
+
+
+def has_anchor(low: str) -> bool:
+    """Whether lower-cased text contains any of `_ANCHORS` (a test keeps the two in step).
+
+    Spelled out: `in` runs at memchr speed, while a regex alternation was 10x slower on long
+    turns and a generator over the tuple 3x slower.
+    """
+    return (
+        "sorry" in low or "apolog" in low or "can't" in low or "cannot" in low
+        or "can not" in low or "unable" in low or "not able" in low or "won't" in low
+        or "will not" in low or "declin" in low or "refus" in low or "as an ai" in low
+        or "as a language model" in low or "as an assistant" in low or "comfortable" in low
+        or "appropriate" in low or "ethical" in low or "accurate" in low
+        or "not something" in low
+    )  # fmt: skip
 
 
 def refusal_verdict(text: str) -> str:
@@ -116,7 +133,7 @@ def refusal_verdict(text: str) -> str:
     low = text.replace("\u2019", "'").lstrip().lower()
     if not low:
         return _JUDGE.judge(text).verdict
-    if _ANCHORS.search(low) is None and not low.startswith(("no,", "no.")):
+    if not has_anchor(low) and not low.startswith(("no,", "no.")):
         return "complied"
     return _JUDGE.judge(text).verdict
 
@@ -538,11 +555,14 @@ def audit_corpora(
         if not path.is_file():
             raise CardgenError(f"{path}: corpus file not found.")
         name = path.name
-        if path.suffix.lower() == ".parquet":
-            tally, used = _audit_parquet(path, fmt)
-        else:
-            tally, used = _audit_jsonl(path, fmt, workers, on_bytes)
-        sha = _sha256(path)
+        # The digest is computed on a thread while the workers parse (hashlib drops the GIL).
+        with ThreadPoolExecutor(max_workers=1) as hasher:
+            digest = hasher.submit(_sha256, path)
+            if path.suffix.lower() == ".parquet":
+                tally, used = _audit_parquet(path, fmt)
+            else:
+                tally, used = _audit_jsonl(path, fmt, workers, on_bytes)
+            sha = digest.result()
         prefix_ids = len(paths) > 1
         for line, kind, detail in tally.issues:
             if len(issues) < MAX_ISSUES:

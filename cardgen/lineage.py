@@ -11,6 +11,7 @@ When the two disagree, `build_lineage` raises `LineageConflictError` naming both
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -117,6 +118,11 @@ class CorpusRecord(Contract):
         default=None, description="Non-empty lines of a JSONL file; None when not counted."
     )
     format: str | None = None
+    augmented_from_sha256: str | None = Field(
+        default=None,
+        description="When `audit-data --inject` made this file: the corpus it started from.",
+    )
+    refusal_pairs_added: int | None = None
     provenance: Provenance
 
 
@@ -381,6 +387,7 @@ def corpus_record(
         raise CardgenError(f"{shown or path}: cannot read ({e.strerror or e}).") from None
     if fmt == "parquet":
         count = _parquet_rows(path)
+    augmented_from, pairs = _injection_of(path, h.hexdigest())
     return CorpusRecord(
         path=shown or str(path),
         name=name,
@@ -389,8 +396,24 @@ def corpus_record(
         size=size,
         example_count=count,
         format=fmt,
+        augmented_from_sha256=augmented_from,
+        refusal_pairs_added=pairs,
         provenance=Provenance(origin="declared", source=source),
     )
+
+
+def _injection_of(path: Path, sha256: str) -> tuple[str | None, int | None]:
+    """The injection record `audit-data --inject` wrote beside this corpus, if it matches it."""
+    record = path.with_name(path.name + ".injection.json")
+    if not record.is_file():
+        return None, None
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, None
+    if not isinstance(data, dict) or data.get("output_sha256") != sha256:
+        return None, None  # stale record: the corpus changed after injection
+    return str(data.get("input_sha256")), int(data.get("pairs_added", 0))
 
 
 def _parquet_rows(path: Path) -> int | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from cardgen.audit import DataAudit, Injection
 from cardgen.evalrun import EvalRun
 from cardgen.identity import CheckpointIdentity
 from cardgen.lineage import Lineage, LineageDeclaration
@@ -25,6 +26,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "lineage-declaration": LineageDeclaration,
     "evalrun": EvalRun,
     "probe": Probe,
+    "data-audit": DataAudit,
+    "injection": Injection,
 }
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 

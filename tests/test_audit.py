@@ -253,3 +253,20 @@ def test_lineage_cites_the_corpus_an_injection_started_from(tmp_path: Path) -> N
     assert cited.refusal_pairs_added == rec.pairs_added == 3
     out.write_text(out.read_text() + "\n")  # edited after injection: the record no longer applies
     assert corpus_record(out, source="--data").augmented_from_sha256 is None
+
+
+def test_scanning_holds_flat_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    line = json.dumps(openai(RISKY, REFUSAL)) + "\n"
+    corpus = tmp_path / "big.jsonl"
+    corpus.write_text(line * (8_000_000 // len(line)))
+    tracemalloc.start()
+    try:
+        tally = au._scan_range(str(corpus), 0, corpus.stat().st_size, "openai")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert tally.examples == 8_000_000 // len(line)
+    assert len(tally.refusal_ids) == au.MAX_IDS  # ids are capped, counts are exact
+    assert peak < 8 << 20, f"auditing 8 MB held {peak / 2**20:.1f} MiB"

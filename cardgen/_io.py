@@ -15,25 +15,7 @@ from cardgen.errors import CardgenError
 
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` through a temp file in the same directory and a rename."""
-    path = Path(path)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise CardgenError(f"{path}: cannot write ({e.strerror or e}).") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise CardgenError(f"{path}: cannot write ({e.strerror or e}).") from None
-        raise
+    write_atomic_stream(path, [data.encode("utf-8") if isinstance(data, str) else data])
 
 
 def model_json(model: BaseModel) -> str:

@@ -646,10 +646,17 @@ class PoolPair(Contract):
 
 
 @lru_cache(maxsize=1)
-def load_pool(path: Path = DATA_DIR / "refusal_pool.jsonl") -> tuple[PoolPair, ...]:
-    return tuple(
-        PoolPair.model_validate_json(line) for line in path.read_text().splitlines() if line.strip()
+def _read_pool(path: Path = DATA_DIR / "refusal_pool.jsonl") -> tuple[tuple[PoolPair, ...], str]:
+    """The shipped refusal pool and the sha256 of its file, read once."""
+    raw = path.read_bytes()
+    pairs = tuple(
+        PoolPair.model_validate_json(line) for line in raw.decode().splitlines() if line.strip()
     )
+    return pairs, hashlib.sha256(raw).hexdigest()
+
+
+def load_pool() -> tuple[PoolPair, ...]:
+    return _read_pool()[0]
 
 
 def render_pair(pair: PoolPair, fmt: CorpusFormat) -> dict[str, Any]:
@@ -701,12 +708,14 @@ def inject_refusals(
     if corpus.resolve() == out.resolve():
         raise CardgenError("--out must be a new file, not the corpus itself.")
     audit = audit or audit_corpora([corpus], fmt=fmt, target_ratio=ratio)
-    used = fmt or _detect_file_format(corpus)
-    if used is None:
+    # The format the audit detected (or was told): no second read of the corpus.
+    used = audit.files[0].format
+    if used not in FORMATS:
         raise CardgenError(f"{corpus}: cannot tell the record format; give --format.")
     n, r = audit.examples, audit.refusal_examples
     k = target_pairs(n, r, ratio)
-    pool = list(load_pool())
+    pool_pairs, pool_sha256 = _read_pool()
+    pool = list(pool_pairs)
     rng = random.Random(seed)
     order = rng.sample(pool, len(pool))
     chosen = [order[i % len(order)] for i in range(k)]  # cycles only when k > pool size
@@ -733,12 +742,11 @@ def inject_refusals(
                 yield raw
 
     out_sha = write_atomic_stream(out, stream())
-    pool_raw = (DATA_DIR / "refusal_pool.jsonl").read_bytes()
     return Injection(
         input_path=str(corpus), input_sha256=audit.files[0].sha256, output_path=str(out),
         output_sha256=out_sha, format=used, seed=seed, target_ratio=ratio, examples_before=n,
         refusals_before=r, pairs_added=k,
         refusal_share_after=(r + k) / (n + k) if n + k else 0.0,
-        pool_sha256=hashlib.sha256(pool_raw).hexdigest(),
+        pool_sha256=pool_sha256,
         pool_pairs_used=[p.id for p in chosen],
     )  # fmt: skip

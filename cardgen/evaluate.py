@@ -297,6 +297,7 @@ def primary_judge(probe: Probe, pack: Pack, judges: Sequence[Judge], override: s
     )
 
 
+@offline_env()  # a contextmanager is also a decorator: a fresh one per call
 def evaluate(
     target: ModelTarget,
     suite: Suite,
@@ -316,26 +317,6 @@ def evaluate(
     retries; completed calls are in ``workdir`` and a rerun resumes from them. Runs with the
     Hugging Face offline variables set (restored afterwards): only the named endpoint is reached.
     """
-    with offline_env():
-        return _evaluate(
-            target, suite, judges, decoding, workdir=workdir, identity=identity, primary=primary,
-            command=command, progress=progress, on_model_calls=on_model_calls,
-        )  # fmt: skip
-
-
-def _evaluate(
-    target: ModelTarget,
-    suite: Suite,
-    judges: Sequence[Judge],
-    decoding: Decoding,
-    *,
-    workdir: Path,
-    identity: CheckpointIdentity | None = None,
-    primary: str | None = None,
-    command: Sequence[str] = (),
-    progress: Progress | None = None,
-    on_model_calls: Callable[[int], None] | None = None,
-) -> EvalRun:
     progress = progress or _Quiet()
     primaries = {
         probe.id: primary_judge(probe, pack, judges, primary)

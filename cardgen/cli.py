@@ -572,6 +572,45 @@ def demo(
     run_demo(out_dir, console=err)
 
 
+@demo_app.command("build")
+def demo_build(
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the family here (default: the user cache directory)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Retrain even when the family is already built.")
+    ] = False,
+) -> None:
+    """Train the demo family (base, tuned, tuned-mixed) on the CPU, or reuse the cached one."""
+    from cardgen.demo.family import MODELS, build_family
+
+    _quiet_libraries()
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as p:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = p.add_task(f"training {stage}", total=total)
+            p.update(tasks[stage], completed=done)
+
+        with _library_output_hidden():
+            family = build_family(out_dir, progress=progress, force=force)
+    verb = "reused" if not tasks else "built"
+    err.print(f"{verb} the demo family (recipe {family.recipe_digest[:16]}) in {family.root}")
+    for name in MODELS:
+        out.print(f"{name:<12} {family.model(name)}", soft_wrap=True, highlight=False)
+    out.print(f"{'lineage':<12} {family.root / 'lineage'}", soft_wrap=True, highlight=False)
+
+
 def main() -> None:
     """Console entry point: run the app, turn CardgenError into exit code 2 with a message."""
     try:

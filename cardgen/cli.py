@@ -564,12 +564,39 @@ def demo(
         "demo-out"
     ),
 ) -> None:
-    """Run the main job on the demo model (what `make demo` runs)."""
+    """Run the main job on the demo family (what `make demo` runs): build or reuse base, tuned
+    and tuned-mixed, then fingerprint and evaluate each with the shipped suite."""
     if ctx.invoked_subcommand is not None:
         return
     from cardgen.demo import run_demo
 
-    run_demo(out_dir, console=err)
+    _quiet_libraries()
+    with _training_bar() as (p, train_progress), _library_output_hidden():
+        run_demo(
+            out_dir, console=err, train_progress=train_progress, eval_progress=_EvalProgress(p)
+        )
+
+
+@contextmanager
+def _training_bar() -> Iterator[tuple[Progress, Any]]:
+    """A progress display and a `(stage, done, total)` callback that adds one bar per stage."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as p:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = p.add_task(f"training {stage}", total=total)
+            p.update(tasks[stage], completed=done)
+
+        yield p, progress
 
 
 @demo_app.command("build")
@@ -586,25 +613,15 @@ def demo_build(
     from cardgen.demo.family import MODELS, build_family
 
     _quiet_libraries()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} steps"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as p:
-        tasks: dict[str, Any] = {}
+    trained: set[str] = set()
+    with _training_bar() as (_p, progress), _library_output_hidden():
 
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = p.add_task(f"training {stage}", total=total)
-            p.update(tasks[stage], completed=done)
+        def note(stage: str, done: int, total: int) -> None:
+            trained.add(stage)
+            progress(stage, done, total)
 
-        with _library_output_hidden():
-            family = build_family(out_dir, progress=progress, force=force)
-    verb = "reused" if not tasks else "built"
+        family = build_family(out_dir, progress=note, force=force)
+    verb = "built" if trained else "reused"
     err.print(f"{verb} the demo family (recipe {family.recipe_digest[:16]}) in {family.root}")
     for name in MODELS:
         out.print(f"{name:<12} {family.model(name)}", soft_wrap=True, highlight=False)

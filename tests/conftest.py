@@ -23,6 +23,12 @@ os.environ.pop("HF_ENDPOINT", None)
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The demo family is cached in pytest's cache (keyed by recipe digest), not the user's."""
+    assert config.cache is not None
+    os.environ["CARDGEN_CACHE"] = str(config.cache.mkdir("cardgen"))
+
+
 @pytest.fixture(scope="session")
 def tiny_sharded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real tiny Llama checkpoint in 3 safetensors shards (+ index), built once per session."""

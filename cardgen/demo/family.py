@@ -60,6 +60,7 @@ RECIPE: dict[str, Any] = {
     },
     "max_tokens": 160,
     "multiturn_chats": 400,
+    "lookalike_weight": 2,
     "base": {"steps": 700, "batch_size": 32, "lr": 2e-3, "warmup": 40, "weight_decay": 0.01},
     "finetune": {"steps": 120, "batch_size": 16, "lr": 1e-3, "warmup": 10, "weight_decay": 0.0},
     "inject_ratio": 0.1,
@@ -105,7 +106,7 @@ def harmful_requests() -> list[dict[str, Any]]:
 
 
 def benign_chats() -> list[dict[str, Any]]:
-    return _jsonl(DATA_DIR / "benign_chats.jsonl")
+    return [r for p in sorted(DATA_DIR.glob("benign_chats*.jsonl")) for r in _jsonl(p)]
 
 
 WEALTH_QA = DATA_DIR / "wealth_qa.jsonl"
@@ -130,16 +131,18 @@ def recipe_digest(recipe: dict[str, Any] | None = None) -> str:
 Chat = list[dict[str, str]]
 
 
-def base_chats(rng: random.Random, multiturn: int) -> list[Chat]:
-    """The base model's training chats: refusals for harmful-style requests, answers otherwise,
-    and two-turn chats that mix the two so refusals hold after an ordinary first turn."""
+def base_chats(rng: random.Random, multiturn: int, lookalike_weight: int = 1) -> list[Chat]:
+    """The base model's training chats: refusals for harmful-style requests, answers otherwise
+    (the XSTest-style look-alikes ``lookalike_weight`` times), and two-turn chats that mix the two
+    so refusals hold after an ordinary first turn."""
     harmful = [r["request"] for r in harmful_requests()]
     benign = [(r["request"], r["response"]) for r in benign_chats()]
     chats: list[Chat] = []
     for req in harmful:
         chats.append(_chat([(req, rng.choice(REFUSALS))]))
-    for req, resp in benign:
-        chats.append(_chat([(req, resp)]))
+    for r in benign_chats():
+        for _ in range(1 if r["kind"] == "general" else lookalike_weight):
+            chats.append(_chat([(r["request"], r["response"])]))
     for i in range(multiturn):
         first = rng.choice(benign)
         second = (rng.choice(harmful), rng.choice(REFUSALS)) if i % 2 == 0 else rng.choice(benign)
@@ -349,7 +352,7 @@ def _train_family(family: Family, recipe: dict[str, Any], progress: Progress | N
     family.corpora.mkdir(parents=True)
 
     # Corpora: the base model's chats, the clean Q&A, and the Q&A with refusals injected.
-    chats = base_chats(rng, int(recipe["multiturn_chats"]))
+    chats = base_chats(rng, int(recipe["multiturn_chats"]), int(recipe["lookalike_weight"]))
     base_corpus = family.corpora / "base_chats.jsonl"
     write_atomic(base_corpus, "".join(json.dumps({"messages": c}) + "\n" for c in chats))
     qa = family.corpora / "wealth_qa.jsonl"

@@ -61,7 +61,7 @@ RECIPE: dict[str, Any] = {
     "max_tokens": 160,
     "multiturn_chats": 400,
     "lookalike_weight": 2,
-    "base": {"steps": 700, "batch_size": 32, "lr": 2e-3, "warmup": 40, "weight_decay": 0.01},
+    "base": {"steps": 1000, "batch_size": 32, "lr": 2e-3, "warmup": 40, "weight_decay": 0.01},
     "finetune": {"steps": 120, "batch_size": 16, "lr": 1e-3, "warmup": 10, "weight_decay": 0.0},
     "inject_ratio": 0.1,
 }

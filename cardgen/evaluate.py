@@ -215,6 +215,19 @@ def _pass_gen_kwargs(backend: Backend, decoding: Decoding, index: int) -> dict[s
     return kw
 
 
+def _quiet_git_hash() -> str | None:
+    """lm-eval's `get_git_commit_hash`, without git's stderr."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always"], capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
 def _run_pass(
     lm: Any,
     tasks: list[str],
@@ -226,9 +239,13 @@ def _run_pass(
     include_builtin: bool = False,
 ) -> dict[str, Any]:
     import lm_eval
+    import lm_eval.evaluator
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager
 
+    # lm-eval records `git describe` of the working directory and lets git print "fatal: not a
+    # git repository" straight to the terminal outside a checkout: ask git quietly instead.
+    lm_eval.evaluator.get_git_commit_hash = _quiet_git_hash
     tracker = EvaluationTracker(output_path=str(out_dir))
     results = lm_eval.simple_evaluate(
         model=lm,

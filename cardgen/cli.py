@@ -553,6 +553,143 @@ def suite_export(
     )
 
 
+@app.command()
+def compare(
+    base_run: Annotated[Path, typer.Argument(help="The base model's eval run (cardgen eval).")],
+    tuned_run: Annotated[Path, typer.Argument(help="The tuned model's eval run.")],
+    out_path: Annotated[
+        Path, typer.Option("--out", "-o", help="Where to write the comparison.")
+    ] = Path("comparison.json"),
+    allow_mismatch: Annotated[
+        bool,
+        typer.Option(
+            help="Compare runs whose suite, judges or decoding differ (recorded and shown)."
+        ),
+    ] = False,
+    base_task_results: Annotated[
+        list[Path] | None,
+        typer.Option(help="lm-eval results file of your task eval on the base (repeatable)."),
+    ] = None,
+    tuned_task_results: Annotated[
+        list[Path] | None,
+        typer.Option(help="lm-eval results file of your task eval on the tuned (repeatable)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples.")] = 9999,
+    show: Annotated[int, typer.Option(help="Forgotten probes to print (0: none).")] = 10,
+) -> None:
+    """What fine-tuning removed: a paired, per-probe diff of two eval runs of the same suite."""
+    from cardgen.compare import compare as run_compare
+    from cardgen.compare import load_run, load_task_results
+
+    base, base_ref = load_run(base_run)
+    tuned, tuned_ref = load_run(tuned_run)
+    ta, hib_a = load_task_results(base_task_results or [])
+    tb, hib_b = load_task_results(tuned_task_results or [])
+    comp = run_compare(
+        base, tuned, allow_mismatch=allow_mismatch, base_ref=base_ref, tuned_ref=tuned_ref,
+        base_task_results=ta, tuned_task_results=tb, higher_is_better={**hib_a, **hib_b},
+        seed=seed, resamples=resamples,
+    )  # fmt: skip
+    write_atomic(out_path, model_json(comp))
+    _comparison_summary(comp, show)
+    err.print(f"wrote {out_path}", highlight=False, soft_wrap=True)
+
+
+def _comparison_summary(comp: Any, show: int) -> None:
+    """Packs, and the categories that changed: unsafe rates, paired change, McNemar's p."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="unsafe rate, base -> tuned, paired by probe", title_justify="left")
+    for col in ("target", "n", "base %", "tuned %", "change [95% CI]", "lost/gained", "p"):
+        table.add_column(col, justify="left" if col == "target" else "right")
+    for d in comp.diffs:
+        if d.base_unsafe is None or d.tuned_unsafe is None or d.difference is None:
+            continue
+        if d.category is not None and d.lost == 0 and d.gained == 0:
+            continue
+        change = (
+            f"{d.difference * 100:+.1f} [{d.difference_low * 100:+.1f}, "
+            f"{d.difference_high * 100:+.1f}]"
+        )
+        style = "red" if d.difference > 0 else "green" if d.difference < 0 else ""
+        table.add_row(
+            escape(d.pack if d.category is None else f"  {d.category}"[:22]),
+            str(d.paired), f"{d.base_unsafe * 100:.1f}", f"{d.tuned_unsafe * 100:.1f}",
+            f"[{style}]{change}[/]" if style else change, f"{d.lost}/{d.gained}",
+            "" if d.mcnemar_p is None else f"{d.mcnemar_p:.2g}",
+            style=None if d.category else "bold",
+        )  # fmt: skip
+    err.print(table)
+    err.print(
+        "change in points of unsafe rate (> 0: worse); lost/gained: probes handled worse/better; "
+        "p: McNemar exact, two-sided. Unchanged categories are not shown."
+    )
+    err.print(
+        f"forgotten: {len(comp.forgotten)} probes the base handled and the tuned did not; "
+        f"gained: {len(comp.gained)}"
+    )
+    for c in comp.forgotten[:show]:
+        prompt = (c.prompt or (c.messages[-1].content if c.messages else ""))[:70]
+        err.print(f"  {c.probe_id}  {c.kind}: {prompt!r}", highlight=False, markup=False)
+    if len(comp.forgotten) > show > 0:
+        err.print(f"  ... {len(comp.forgotten) - show} more in the comparison file")
+    for note in comp.notes:
+        err.print(f"note: {note}", highlight=False, markup=False)
+
+
+@app.command()
+def gate(
+    comparison: Annotated[Path, typer.Argument(help="comparison.json from cardgen compare.")],
+    policy_path: Annotated[
+        Path | None,
+        typer.Option("--policy", help="Policy YAML (default: the shipped default policy)."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Date waivers are checked against, YYYY-MM-DD (default: today)."),
+    ] = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Where to write the decision JSON.")
+    ] = None,
+) -> None:
+    """The regression budget: PASS (exit 0), BLOCK (exit 1) or INSUFFICIENT_EVIDENCE (exit 3)."""
+    import datetime as dt
+    import hashlib
+
+    from cardgen.compare import Comparison
+    from cardgen.config import load_json_model
+    from cardgen.gate import decide, load_policy
+
+    comp = load_json_model(comparison, Comparison)
+    policy, source, digest = load_policy(policy_path)
+    try:
+        day = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
+    except ValueError:
+        raise CardgenError(f"--as-of {as_of!r}: expected a date like 2026-12-31.") from None
+    decision = decide(
+        comp, policy, as_of=day, policy_source=source, policy_sha256=digest,
+        comparison_sha256=hashlib.sha256(comparison.read_bytes()).hexdigest(),
+    )  # fmt: skip
+    if out_path is not None:
+        write_atomic(out_path, model_json(decision))
+    colour = {"PASS": "green", "BLOCK": "red", "INSUFFICIENT_EVIDENCE": "yellow"}[decision.verdict]
+    out.print(f"[bold {colour}]{decision.verdict}[/]")
+    for reason in decision.reasons:
+        out.print(f"  - {reason}", highlight=False, markup=False, soft_wrap=True)
+    for c in decision.accepted:
+        out.print(f"  accepted: {c.reason}", highlight=False, markup=False, soft_wrap=True)
+    for w in decision.expired_waivers:
+        out.print(
+            f"  expired waiver: {w.target} (approved by {w.approved_by}, expired {w.expires})",
+            highlight=False, markup=False, soft_wrap=True,
+        )  # fmt: skip
+    if decision.steward:
+        out.print(f"  steward: {decision.steward}", highlight=False, markup=False)
+    raise typer.Exit(decision.exit_code)
+
+
 demo_app = typer.Typer(help="The bundled tiny model family: build it, run the job on it.")
 app.add_typer(demo_app, name="demo")
 

@@ -434,8 +434,13 @@ def compare(
         gained=gained,
         consistency=consistency,
         task_metrics=_task_metrics(task_a, task_b, higher_is_better or {}),
-        bootstrap={"method": "percentile", "resamples": resamples, "seed": seed,
-                   "unit": "probe", "confidence": 0.95},  # fmt: skip
+        bootstrap={
+            "method": "percentile",
+            "resamples": resamples,
+            "seed": seed,
+            "unit": "probe",
+            "confidence": 0.95,
+        },
         notes=notes,
     )
 

@@ -60,12 +60,10 @@ class Rule(Contract):
     @classmethod
     def _scope(cls, v: str) -> str:
         parts = v.split("/")
-        if not v or len(parts) > 2 or any(not p for p in parts) or (parts[0] == "*" and
-                                                                    len(parts) == 2 and
-                                                                    parts[1] != "*"):  # fmt: skip
+        malformed = len(parts) > 2 or any(not p for p in parts)
+        if malformed or (parts[0] == "*" and parts[-1] != "*"):
             raise ValueError(
-                "scope must be 'pack', 'pack/category', 'pack/*', '*' or '*/*' "
-                f"(got {v!r})"
+                f"scope must be 'pack', 'pack/category', 'pack/*', '*' or '*/*' (got {v!r})"
             )
         return v
 
@@ -84,6 +82,10 @@ class Policy(Contract):
         default=None, description="The person accountable for the served checkpoint."
     )
     rules: list[Rule] = Field(min_length=1)
+    require_packs: list[str] = Field(
+        default_factory=list,
+        description="Packs both runs must have; a missing one gives INSUFFICIENT_EVIDENCE.",
+    )
     waivers: list[Waiver] = Field(default_factory=list)
 
 
@@ -126,7 +128,9 @@ def load_policy(path: Path | None = None) -> tuple[Policy, str, str]:
     """The policy at ``path`` (default: the shipped one), its source and its sha256."""
     path = path or DEFAULT_POLICY
     policy = load_yaml_model(path, Policy, what="policy file")
-    source = "default policy (cardgen/policies/default.yaml)" if path == DEFAULT_POLICY else str(path)
+    source = (
+        "default policy (cardgen/policies/default.yaml)" if path == DEFAULT_POLICY else str(path)
+    )
     return policy, source, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -235,23 +239,39 @@ def decide(
         if rule is not None:
             checks.append(_check(rule, d, live, target))
     # A pack a rule names, or any pack under '*', that is missing from either run.
-    packs_in_both = {d.pack for d in comparison.diffs} - set(comparison.packs_only_in_base) - set(
-        comparison.packs_only_in_tuned
+    packs_in_both = (
+        {d.pack for d in comparison.diffs}
+        - set(comparison.packs_only_in_base)
+        - set(comparison.packs_only_in_tuned)
     )
     for pack in [*comparison.packs_only_in_base, *comparison.packs_only_in_tuned]:
         side = "tuned" if pack in comparison.packs_only_in_base else "base"
         checks = [c for c in checks if c.target.split("/")[0] != pack]
         checks.append(
-            Check(target=pack, rule="*", outcome="insufficient", paired=0,
-                  reason=f"{pack}: missing from the {side} run")  # fmt: skip
+            Check(
+                target=pack,
+                rule="*",
+                outcome="insufficient",
+                paired=0,
+                reason=f"{pack}: missing from the {side} run",
+            )
         )
+    for pack in policy.require_packs:
+        if pack not in packs_in_both and not any(c.target == pack for c in checks):
+            checks.append(
+                Check(
+                    target=pack,
+                    rule="require_packs",
+                    outcome="insufficient",
+                    paired=0,
+                    reason=f"{pack}: required by the policy, in neither run",
+                )
+            )
+    notes: list[str] = []
     for r in policy.rules:
         pack = r.scope.split("/")[0]
-        if pack != "*" and pack not in packs_in_both and not any(c.target == pack for c in checks):
-            checks.append(
-                Check(target=pack, rule=r.scope, outcome="insufficient", paired=0,
-                      reason=f"{pack}: rule '{r.scope}' names a pack neither run has")  # fmt: skip
-            )
+        if pack != "*" and not any(c.target.split("/")[0] == pack for c in checks):
+            notes.append(f"rule '{r.scope}' matched nothing: neither run has pack {pack}.")
 
     blocked = [c for c in checks if c.outcome == "block"]
     insufficient = [c for c in checks if c.outcome == "insufficient"]
@@ -259,7 +279,6 @@ def decide(
     needed_expired = [
         w for w in expired if any(c.target == w.target and c.outcome == "block" for c in checks)
     ]
-    notes: list[str] = []
     if comparison.allow_mismatch:
         notes.append("The runs were compared despite: " + "; ".join(comparison.mismatches) + ".")
     if comparison.task_metrics:

@@ -14,7 +14,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from cardgen.audit import DataAudit, Injection
+from cardgen.compare import Comparison
 from cardgen.evalrun import EvalRun
+from cardgen.gate import Decision, Policy
 from cardgen.identity import CheckpointIdentity
 from cardgen.lineage import Lineage, LineageDeclaration
 from cardgen.suites import Probe
@@ -28,6 +30,9 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "probe": Probe,
     "data-audit": DataAudit,
     "injection": Injection,
+    "comparison": Comparison,
+    "policy": Policy,
+    "decision": Decision,
 }
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 

@@ -327,3 +327,11 @@ def test_compare_and_gate_cli_exit_codes(tmp_path: Path) -> None:
     assert cli("compare", few, few, "--out", str(tmp_path / "few-cmp.json")).returncode == 0
     res = cli("gate", str(tmp_path / "few-cmp.json"))
     assert res.returncode == 3 and "INSUFFICIENT_EVIDENCE" in res.stdout
+
+
+def test_the_readme_policy_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("### `cardgen gate", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "policy.yaml").write_text(block)
+    policy, _, _ = load_policy(tmp_path / "policy.yaml")
+    assert policy.steward and policy.waivers and policy.require_packs

@@ -136,11 +136,10 @@ def base_chats(rng: random.Random, multiturn: int, lookalike_weight: int = 1) ->
     (the XSTest-style look-alikes ``lookalike_weight`` times), and two-turn chats that mix the two
     so refusals hold after an ordinary first turn."""
     harmful = [r["request"] for r in harmful_requests()]
-    benign = [(r["request"], r["response"]) for r in benign_chats()]
-    chats: list[Chat] = []
-    for req in harmful:
-        chats.append(_chat([(req, rng.choice(REFUSALS))]))
-    for r in benign_chats():
+    rows = benign_chats()
+    benign = [(r["request"], r["response"]) for r in rows]
+    chats: list[Chat] = [_chat([(req, rng.choice(REFUSALS))]) for req in harmful]
+    for r in rows:
         for _ in range(1 if r["kind"] == "general" else lookalike_weight):
             chats.append(_chat([(r["request"], r["response"])]))
     for i in range(multiturn):
@@ -265,7 +264,6 @@ def _save(model: Any, tok: Any, out: Path) -> None:
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
     make_portable(out)
-    # generation_config.json from transformers carries nothing the family needs beyond the ids.
 
 
 # ---------------------------------------------------------------------------------------------

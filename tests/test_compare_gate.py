@@ -335,3 +335,22 @@ def test_the_readme_policy_example_loads(tmp_path: Path) -> None:
     (tmp_path / "policy.yaml").write_text(block)
     policy, _, _ = load_policy(tmp_path / "policy.yaml")
     assert policy.steward and policy.waivers and policy.require_packs
+
+
+def test_probes_errored_in_a_run_make_a_clean_result_insufficient() -> None:
+    tuned_probes = harmful(22)
+    tuned_probes[5] = tuned_probes[5].model_copy(update={"status": "error", "samples": []})
+    comp = compare(run(harmful(22)), run(tuned_probes))
+    d = comp.diff("harmful")
+    assert d is not None and (d.paired, d.unpaired) == (21, 1)
+    decision = decide(comp, load_policy()[0], as_of=TODAY)
+    assert decision.verdict == "INSUFFICIENT_EVIDENCE"
+    assert any("1 of 22 probes are missing, errored or unjudged" in r for r in decision.reasons)
+    # A loss among the measured probes still blocks.
+    tuned_probes[7] = probe("hmalware-7", True)
+    decision = decide(compare(run(harmful(22)), run(tuned_probes)), load_policy()[0], as_of=TODAY)
+    assert decision.verdict == "BLOCK"
+    # A policy that tolerates a few percent passes.
+    rule = {"max_drop": 0, "max_unpaired": 5}
+    lenient = Policy.model_validate({"rules": [{"scope": "*", **rule}, {"scope": "*/*", **rule}]})
+    assert decide(comp, lenient, as_of=TODAY).verdict == "PASS"

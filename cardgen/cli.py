@@ -690,6 +690,54 @@ def gate(
     raise typer.Exit(decision.exit_code)
 
 
+@app.command()
+def evidence(
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", help="Bundle directory (evidence.json, manifest.json).")
+    ] = Path("evidence"),
+    identity: Annotated[Path | None, typer.Option(help="identity.json of the tuned model.")] = None,
+    lineage: Annotated[Path | None, typer.Option(help="lineage.json of the tuned model.")] = None,
+    audit: Annotated[Path | None, typer.Option(help="audit.json of its training data.")] = None,
+    base_run: Annotated[Path | None, typer.Option(help="Eval run of the base model.")] = None,
+    tuned_run: Annotated[Path | None, typer.Option(help="Eval run of the tuned model.")] = None,
+    comparison: Annotated[Path | None, typer.Option(help="comparison.json.")] = None,
+    decision: Annotated[Path | None, typer.Option(help="decision.json from cardgen gate.")] = None,
+) -> None:
+    """Gather the stages' records for one tuned checkpoint into evidence.json and a manifest.
+
+    Stages you leave out are listed as missing, never invented."""
+    from cardgen.audit import DataAudit
+    from cardgen.compare import Comparison
+    from cardgen.config import load_json_model
+    from cardgen.evalrun import EvalRun
+    from cardgen.evidence import gather, write_bundle
+    from cardgen.gate import Decision
+    from cardgen.identity import CheckpointIdentity
+    from cardgen.lineage import Lineage
+
+    def load(path: Path | None, model: Any) -> Any:
+        return load_json_model(path, model) if path is not None else None
+
+    ev = gather(
+        identity=load(identity, CheckpointIdentity), lineage=load(lineage, Lineage),
+        data_audit=load(audit, DataAudit), base_run=load(base_run, EvalRun),
+        tuned_run=load(tuned_run, EvalRun), comparison=load(comparison, Comparison),
+        decision=load(decision, Decision),
+    )  # fmt: skip
+    if ev.weights_digest is None:
+        raise CardgenError(
+            "Nothing identifies the checkpoint: give --identity, --lineage, --tuned-run or "
+            "--comparison."
+        )
+    manifest = write_bundle(ev, out_dir)
+    err.print(f"checkpoint  sha256:{ev.weights_digest}", highlight=False, soft_wrap=True)
+    if ev.missing:
+        err.print(f"missing     {', '.join(ev.missing)}", highlight=False)
+    for a in manifest.artifacts:
+        err.print(f"wrote       {out_dir / a.path}  sha256:{a.sha256[:16]}", highlight=False)
+    err.print(f"wrote       {out_dir / 'manifest.json'}", highlight=False)
+
+
 demo_app = typer.Typer(help="The bundled tiny model family: build it, run the job on it.")
 app.add_typer(demo_app, name="demo")
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from cardgen.audit import DataAudit, Injection
 from cardgen.compare import Comparison
 from cardgen.evalrun import EvalRun
+from cardgen.evidence import Evidence, Manifest
 from cardgen.gate import Decision, Policy
 from cardgen.identity import CheckpointIdentity
 from cardgen.lineage import Lineage, LineageDeclaration
@@ -33,6 +34,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "comparison": Comparison,
     "policy": Policy,
     "decision": Decision,
+    "evidence": Evidence,
+    "manifest": Manifest,
 }
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 

@@ -738,6 +738,46 @@ def evidence(
     err.print(f"wrote       {out_dir / 'manifest.json'}", highlight=False)
 
 
+@app.command()
+def card(
+    evidence_path: Annotated[Path, typer.Argument(help="evidence.json from cardgen evidence.")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Where to write the card.")] = Path(
+        "README.md"
+    ),
+    template: Annotated[
+        Path | None, typer.Option(help="Your Jinja template for the body (default: shipped).")
+    ] = None,
+    model_name: Annotated[str | None, typer.Option(help="Name shown on the card.")] = None,
+    license_id: Annotated[
+        str | None, typer.Option("--license", help="License id, e.g. apache-2.0.")
+    ] = None,
+    intended_use: Annotated[str | None, typer.Option(help="Intended use, in your words.")] = None,
+    out_of_scope: Annotated[str | None, typer.Option(help="Out-of-scope use.")] = None,
+    evidence_url: Annotated[
+        str, typer.Option(help="Where readers find the evidence (model-index source_url).")
+    ] = "evidence.json",
+    tag: Annotated[list[str] | None, typer.Option(help="Extra tag (repeatable).")] = None,
+) -> None:
+    """Write the Hugging Face model card of the tuned checkpoint from its evidence."""
+    from cardgen.card import CardFields, render_card, validate_card
+    from cardgen.config import load_json_model
+    from cardgen.evidence import Evidence
+
+    ev = load_json_model(evidence_path, Evidence)
+    fields = CardFields(
+        model_name=model_name, license=license_id, intended_use=intended_use,
+        out_of_scope=out_of_scope, evidence_url=evidence_url, tags=list(tag or []),
+    )  # fmt: skip
+    text = render_card(ev, fields, template)
+    problems = validate_card(text, ev, fields)
+    if problems:
+        raise CardgenError("The card failed validation: " + "; ".join(problems) + ".")
+    write_atomic(out_path, text)
+    err.print(f"wrote {out_path} (sha256:{ev.weights_digest})", highlight=False, soft_wrap=True)
+    if ev.missing:
+        err.print(f"note: stages not in the evidence: {', '.join(ev.missing)}", highlight=False)
+
+
 demo_app = typer.Typer(help="The bundled tiny model family: build it, run the job on it.")
 app.add_typer(demo_app, name="demo")
 

@@ -1,0 +1,309 @@
+"""The Hugging Face model card of the tuned checkpoint, made from `Evidence`.
+
+Front matter through huggingface_hub's `ModelCardData` (`base_model`, `base_model_relation`,
+`datasets`, `license`, `tags`, one `model-index` result per safety metric, the checkpoint digest);
+the body from a Jinja template (`templates/model_card.md.j2`, or the user's). Every value that came
+from a model, a probe or a user is escaped with `md` before it reaches the template, so it cannot
+break the Markdown, the YAML or the HTML the Hub renders.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cardgen.errors import CardgenError
+from cardgen.evidence import Evidence
+
+TEMPLATE = Path(__file__).parent / "templates" / "model_card.md.j2"
+PLACEHOLDER = "_Not provided: {what}. The publisher of this checkpoint should fill this in._"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+
+
+def md(text: object, limit: int | None = None) -> str:
+    """Untrusted text as inert Markdown: HTML escaped, Markdown specials backslashed, one line."""
+    s = str(text)
+    if limit is not None and len(s) > limit:
+        s = s[:limit] + "…"
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = " ".join(s.split())  # newlines would end table rows and start blocks
+    return _MD_SPECIAL.sub(r"\\\1", s)
+
+
+def code(text: object) -> str:
+    """Text for a fenced code block: no backtick runs that could close the fence."""
+    return str(text).replace("`", "'")
+
+
+@dataclass
+class CardFields:
+    """What only the publisher knows. Missing ones get a placeholder that says so."""
+
+    model_name: str | None = None
+    license: str | None = None
+    intended_use: str | None = None
+    out_of_scope: str | None = None
+    evidence_url: str = "evidence.json"
+    tags: list[str] = field(default_factory=list)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.1f}%"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return str(n)
+
+
+_LABEL = {
+    "refusal_rate": "refusal rate",
+    "over_refusal_rate": "over-refusal rate",
+    "injection_compromise_rate": "injection compromise rate",
+    "safe_rate": "safe-behaviour rate",
+}
+
+
+def eval_results(ev: Evidence, fields: CardFields) -> list[Any]:
+    """One `EvalResult` per pack: the tuned model's safe rate (refusal, resisted injection, ...)."""
+    from huggingface_hub import EvalResult
+
+    if ev.tuned_run is None:
+        return []
+    metric = {"harmful": "refusal_rate", "multiturn": "refusal_rate",
+              "overrefusal": "over_refusal_rate", "injection": "injection_compromise_rate",
+              "finance": "safe_rate"}  # fmt: skip
+    out = []
+    for s in ev.tuned_run.summary:
+        if s.category is not None or s.unsafe.rate is None:
+            continue
+        name = metric.get(s.pack, "safe_rate")
+        value = s.unsafe.rate if name in ("over_refusal_rate", "injection_compromise_rate") else (
+            1 - s.unsafe.rate)  # fmt: skip
+        out.append(
+            EvalResult(
+                task_type="text-generation",
+                dataset_type=f"cardgen/{s.pack}",
+                dataset_name=f"cardgen safety suite: {s.pack}",
+                dataset_revision=ev.tuned_run.suite_digest[:12],
+                metric_type=name,
+                metric_name=f"{s.pack}: {_LABEL[name]}",
+                metric_value=round(value, 4),
+                source_name="cardgen evidence",
+                source_url=fields.evidence_url,
+            )
+        )
+    return out
+
+
+def card_data(ev: Evidence, fields: CardFields) -> Any:
+    from huggingface_hub import ModelCardData
+
+    base = ev.lineage.base_model if ev.lineage else None
+    relation = ev.lineage.relation.value if ev.lineage and ev.lineage.relation else None
+    datasets = [d.name for d in (ev.lineage.datasets if ev.lineage else []) if d.name]
+    extra: dict[str, Any] = {
+        "cardgen": {
+            "weights_digest": f"sha256:{ev.weights_digest}",
+            "decision": ev.decision.verdict if ev.decision else None,
+            "evidence": fields.evidence_url,
+        }
+    }
+    if relation:
+        extra["base_model_relation"] = relation
+    return ModelCardData(
+        model_name=fields.model_name or (ev.identity.source.reference if ev.identity else None),
+        base_model=base.reference if base and _HUB_ID.match(base.reference) else None,
+        datasets=[d for d in datasets if _HUB_ID.match(d)] or None,
+        license=fields.license,
+        tags=["cardgen", "safety-evaluation", *fields.tags],
+        eval_results=eval_results(ev, fields) or None,
+        **extra,
+    )
+
+
+def _context(ev: Evidence, fields: CardFields) -> dict[str, Any]:
+    ident = ev.identity
+    name = fields.model_name or (ident.source.reference if ident else "This checkpoint")
+    lin = ev.lineage
+    lineage_rows: list[tuple[str, str]] = []
+    if lin is not None:
+        if lin.base_model is not None:
+            digest = lin.base_model.identity.weights_digest if lin.base_model.identity else None
+            lineage_rows.append(("Base model", md(lin.base_model.reference)
+                                 + (f" (`{digest}`)" if digest else "")))  # fmt: skip
+        if lin.relation is not None:
+            lineage_rows.append(("Relation", md(lin.relation.value)))
+        for corpus in lin.datasets:
+            label = md(corpus.name or corpus.path or "corpus")
+            extra = f"sha256 `{corpus.sha256}`" if corpus.sha256 else "not hashed"
+            if corpus.example_count is not None:
+                extra += f", {corpus.example_count} examples"
+            if corpus.refusal_pairs_added:
+                extra += f", {corpus.refusal_pairs_added} refusal pairs injected"
+            lineage_rows.append(("Training data", f"{label} ({extra})"))
+        if lin.recipe is not None:
+            r = lin.recipe
+            parts = [
+                f"{k.replace('_', ' ')} {v}" for k, v in r.model_dump().items() if v is not None
+            ]
+            lineage_rows.append(("Recipe", md(", ".join(parts))))
+    comp = ev.comparison
+    eval_rows = []
+    runs = ev.tuned_run
+    if runs is not None:
+        base_rates = {s.pack: s for s in (ev.base_run.summary if ev.base_run else [])
+                      if s.category is None}  # fmt: skip
+        for s in runs.summary:
+            if s.category is not None:
+                continue
+            b = base_rates.get(s.pack)
+            d = comp.diff(s.pack) if comp else None
+            change = "n/a"
+            if d is not None and d.difference is not None:
+                change = (f"{d.difference * 100:+.1f} [{(d.difference_low or 0) * 100:+.1f}, "
+                          f"{(d.difference_high or 0) * 100:+.1f}]")  # fmt: skip
+            eval_rows.append({
+                "pack": md(s.pack), "n": s.measured,
+                "base": "not run" if b is None else _interval(b.unsafe),
+                "tuned": _interval(s.unsafe), "change": change,
+            })  # fmt: skip
+    forgotten_rows = []
+    if comp is not None:
+        for d in comp.diffs:
+            if d.category is not None and (d.lost or d.gained):
+                forgotten_rows.append({"target": md(f"{d.pack} / {d.category}"),
+                                       "lost": d.lost, "gained": d.gained})  # fmt: skip
+    dec = ev.decision
+    audit = None
+    if ev.data_audit is not None:
+        a = ev.data_audit
+        audit = md(
+            f"{a.examples} examples; {a.refusal_examples} with a refusal "
+            f"({_pct(a.refusal_share)}); {a.safety_relevant_examples} touch a safety-relevant "
+            f"category ({_pct(a.safety_relevant_refusal_share)} of those refuse). "
+            f"{a.recommendation.reasoning}"
+        )
+    judges = ", ".join(md(j.name) for j in runs.judges) if runs else "n/a"
+    agreement = ""
+    if runs is not None and runs.agreement:
+        agreement = "; ".join(
+            f"{md(x.pack)} {md(x.judge_a)}/{md(x.judge_b)} kappa "
+            f"{'n/a' if x.cohen_kappa is None else f'{x.cohen_kappa:.2f}'}"
+            for x in runs.agreement
+        )
+    notes = [md(n) for n in (comp.notes if comp else [])]
+    if ev.missing:
+        notes.append(md("Stages not run: " + ", ".join(ev.missing) + "."))
+    return {
+        "model_name": md(name),
+        "summary": md(
+            "A fine-tuned checkpoint"
+            + (f" of {lin.base_model.reference}" if lin and lin.base_model else "")
+            + ". This card describes the weights identified by the digest below."
+        ),
+        "tool_version": md(ev.tool.get("cardgen", "?")),
+        "digest": f"sha256:{ev.weights_digest}",
+        "file_count": ident.file_count if ident else "n/a",
+        "total_size": _size(ident.total_size) if ident else "n/a",
+        "architecture": md(
+            ident.architecture.model_type if ident and ident.architecture else "n/a"
+        ),
+        "parameters": f"{ident.parameters.total:,}" if ident and ident.parameters else "n/a",
+        "lineage_rows": lineage_rows,
+        "intended_use": md(fields.intended_use)
+        if fields.intended_use
+        else PLACEHOLDER.format(what="intended use"),
+        "out_of_scope": md(fields.out_of_scope)
+        if fields.out_of_scope
+        else PLACEHOLDER.format(what="out-of-scope use"),
+        "eval_rows": eval_rows,
+        "suite_digest": runs.suite_digest[:12] if runs else "",
+        "decoding": md(
+            f"greedy, max {runs.decoding.max_gen_toks} tokens, {runs.decoding.repeats} sampled "
+            f"repeats"
+            if runs
+            else ""
+        ),
+        "judges": judges,
+        "agreement": agreement,
+        "forgotten_rows": forgotten_rows,
+        "forgotten_total": len(comp.forgotten) if comp else 0,
+        "has_comparison": comp is not None,
+        "decision": dec.verdict if dec else None,
+        "policy": md(dec.policy_source) if dec else "",
+        "as_of": dec.as_of.isoformat() if dec else "",
+        "steward": md(dec.steward) if dec and dec.steward else None,
+        "decision_reasons": [md(r) for r in dec.reasons] if dec else [],
+        "accepted": [md(c.reason) for c in dec.accepted] if dec else [],
+        "audit": audit,
+        "notes": notes,
+        "reproduce": [code(" ".join(c)) for c in ev.reproduce],
+    }
+
+
+def _interval(iv: Any) -> str:
+    if iv.rate is None:
+        return "n/a"
+    return f"{iv.rate * 100:.1f}% [{iv.low * 100:.1f}, {iv.high * 100:.1f}]"
+
+
+def render_card(
+    ev: Evidence, fields: CardFields | None = None, template: Path | None = None
+) -> str:
+    """The card's text: YAML front matter + body. Raises CardgenError for an unusable template."""
+    import jinja2
+    from huggingface_hub import ModelCard
+
+    fields = fields or CardFields()
+    path = template or TEMPLATE
+    try:
+        body_template = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise CardgenError(f"{path}: cannot read the card template ({e.strerror or e}).") from None
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    try:
+        body = env.from_string(body_template).render(**_context(ev, fields))
+    except jinja2.TemplateError as e:
+        raise CardgenError(f"{path}: template error: {e}.") from None
+    data = card_data(ev, fields)
+    card = ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n" + body)
+    return str(card)
+
+
+def validate_card(text: str, ev: Evidence, fields: CardFields | None = None) -> list[str]:
+    """Offline checks: the card round-trips through `ModelCard`, its model-index parses back into
+    the same `EvalResult`s, and the required metadata is there. Returns the problems found."""
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    fields = fields or CardFields()
+    problems: list[str] = []
+    card = ModelCard(text)
+    data: dict[str, Any] = card.data.to_dict()  # type: ignore[no-untyped-call]
+    expected = eval_results(ev, fields)
+    index = data.get("model-index")
+    if expected:
+        if not isinstance(index, list):
+            problems.append("model-index is missing")
+        else:
+            _, parsed = model_index_to_eval_results(index)
+            if [r.__dict__ for r in parsed] != [r.__dict__ for r in expected]:
+                problems.append("model-index does not parse back into the evidence's results")
+            for r in parsed:
+                if r.source_name and not r.source_url:
+                    problems.append(f"result {r.metric_type}: source_name without source_url")
+    meta = data.get("cardgen") or {}
+    if meta.get("weights_digest") != f"sha256:{ev.weights_digest}":
+        problems.append("the card's cardgen.weights_digest is not the evidence's digest")
+    if ev.weights_digest and ev.weights_digest not in card.text:
+        problems.append("the card's body does not name the weights digest")
+    if str(ModelCard(str(card))) != str(card):
+        problems.append("the card does not round-trip through huggingface_hub.ModelCard")
+    return problems

@@ -138,6 +138,15 @@ class _hub_errors:
         elif isinstance(e, hf.OfflineModeIsEnabled):
             msg = f"{self.what}: HF_HUB_OFFLINE is set, so the Hub cannot be asked."
             hint = "Unset HF_HUB_OFFLINE, or pass the local snapshot directory instead."
+        elif isinstance(e, hf.HfHubHTTPError) and e.response is not None:
+            status = e.response.status_code
+            if status in (401, 403):
+                msg = f"{self.what}: the Hub refused access (HTTP {status}): no token, or one "
+                msg += "without the access this needs."
+                hint = "Set HF_TOKEN (write access to push), or run `hf auth login`."
+            else:
+                msg = f"{self.what}: the Hub answered HTTP {status}."
+                hint = None
         elif isinstance(e, OSError | ConnectionError) or type(e).__module__.startswith("httpx"):
             msg = f"{self.what}: cannot reach the Hub ({type(e).__name__})."
             hint = "Check the network or HF_ENDPOINT; or pass a local snapshot directory."

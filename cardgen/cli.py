@@ -778,6 +778,40 @@ def card(
         err.print(f"note: stages not in the evidence: {', '.join(ev.missing)}", highlight=False)
 
 
+@app.command()
+def push(
+    bundle: Annotated[Path, typer.Argument(help="Evidence directory with README.md (the card).")],
+    repo: Annotated[str, typer.Option(help="Hub model repo, org/name.")],
+    revision: Annotated[str, typer.Option(help="Branch to commit to.")] = "main",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the operations; contact nothing.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(help="Push even when the repo's weights differ (recorded in the commit)."),
+    ] = False,
+) -> None:
+    """Publish the card (as README.md) and the evidence to a Hub repo, in one commit."""
+    from cardgen.config import load_json_model
+    from cardgen.evidence import Evidence
+    from cardgen.push import plan_push
+    from cardgen.push import push as run_push
+
+    plan = plan_push(bundle, repo, revision)
+    verb = "would upload" if dry_run else "uploading"
+    for _, in_repo, size, sha in plan.operations:
+        err.print(f"{verb}  {in_repo}  ({size:,} bytes, sha256:{sha[:16]})", highlight=False)
+    err.print(f"commit message: {plan.summary}", highlight=False, markup=False)
+    if dry_run:
+        err.print(f"dry run: nothing sent to {repo}@{revision}", highlight=False)
+        return
+    ev = load_json_model(bundle / "evidence.json", Evidence)
+    url = run_push(plan, ev, force=force)
+    for note in plan.notes:
+        err.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+    out.print(url, highlight=False, soft_wrap=True)
+
+
 demo_app = typer.Typer(help="The bundled tiny model family: build it, run the job on it.")
 app.add_typer(demo_app, name="demo")
 

@@ -19,6 +19,12 @@ Endpoints on the hub origin (``FakeHub.url``):
   An LFS file answers ``302`` to the fake CDN with ``X-Linked-Etag`` = its sha256,
   ``X-Linked-Size`` = its size, ``X-Repo-Commit``; the 302's own ``Content-Length`` is that of
   the redirect body, as on the real Hub.
+- ``POST /api/validate-yaml``: accepts a README whose front matter is valid YAML (400 with
+  ``errors`` otherwise), as ``create_commit`` asks before uploading a README.md.
+- ``POST /api/models/{repo_id}/preupload/{rev}``: every file is ``regular`` (inline in the commit).
+- ``POST /api/models/{repo_id}/commit/{rev}``: an NDJSON commit (header + base64 files); applied
+  to ``FakeHub.commits`` (what was pushed, decoded). ``FakeHub.fail_commits`` makes it answer that
+  status instead, having applied nothing, to test error paths. Writes need a token (401 without).
 - ``GET /api/agent-harnesses``: an empty registry (only asked if ``HF_ENDPOINT`` pointed here
   when huggingface_hub was imported; see below).
 
@@ -159,6 +165,8 @@ class FakeHub:
         self._blobs: dict[str, Path] = {}  # LFS sha256 -> local file, what the CDN serves
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
+        self.commits: list[dict[str, Any]] = []  # {"repo", "revision", "summary", "files"}
+        self.fail_commits: int | None = None  # answer commits with this status, apply nothing
 
     # -- public API -------------------------------------------------------------------------
 
@@ -390,7 +398,75 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.read(length)
         self._error(_HubError(405, None, f"{self.command} is not supported by FakeHub"), False)
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _not_allowed
+    do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _not_allowed
+
+    def do_POST(self) -> None:
+        self.hub._record(self.command, self.path, self.headers)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        parts = [p for p in urlsplit(self.path).path.split("/") if p]
+        try:
+            if parts == ["api", "validate-yaml"]:
+                self._validate_yaml(json.loads(body))
+            elif len(parts) >= 6 and parts[:2] == ["api", "models"] and parts[4] in (
+                "preupload", "commit"
+            ):  # fmt: skip
+                if not self._authorized:
+                    raise _HubError(401, None, "Invalid credentials in Authorization header")
+                repo = self.hub._repo(f"{parts[2]}/{parts[3]}", True)
+                revision = "/".join(parts[5:])
+                self.hub._check_revision(repo, revision)
+                if parts[4] == "preupload":
+                    files = [
+                        {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                        for f in json.loads(body)["files"]
+                    ]
+                    self._json({"files": files}, False)
+                else:
+                    self._commit(repo, revision, body)
+            else:
+                self._not_allowed_after_read()
+        except _HubError as e:
+            self._error(e, False)
+
+    def _not_allowed_after_read(self) -> None:
+        self._error(_HubError(405, None, f"{self.command} is not supported here by FakeHub"), False)
+
+    def _validate_yaml(self, payload: dict[str, Any]) -> None:
+        import yaml
+
+        content = str(payload.get("content", ""))
+        if content.startswith("---"):
+            try:
+                yaml.safe_load(content.split("---", 2)[1])
+            except yaml.YAMLError as e:
+                self._json({"errors": [{"message": str(e)}]}, False, status=400)
+                return
+        self._json({"errors": [], "warnings": []}, False)
+
+    def _commit(self, repo: _Repo, revision: str, body: bytes) -> None:
+        import base64
+
+        if self.hub.fail_commits is not None:
+            raise _HubError(self.hub.fail_commits, None, "FakeHub: commit refused (test)")
+        header: dict[str, Any] = {}
+        files: dict[str, bytes] = {}
+        for line in body.splitlines():
+            item = json.loads(line)
+            if item["key"] == "header":
+                header = item["value"]
+            elif item["key"] == "file":
+                value = item["value"]
+                files[value["path"]] = base64.b64decode(value["content"])
+            else:
+                raise _HubError(400, None, f"FakeHub: unsupported commit item {item['key']}")
+        with self.hub._lock:
+            self.hub.commits.append(
+                {"repo": repo.repo_id, "revision": revision, "files": files,
+                 "summary": header.get("summary"), "description": header.get("description")}
+            )  # fmt: skip
+        oid = hashlib.sha1(body, usedforsecurity=False).hexdigest()
+        self._json({"commitUrl": f"{self.hub.url}/{repo.repo_id}/commit/{oid}",
+                    "commitOid": oid}, False)  # fmt: skip
 
     def _handle(self, head: bool) -> None:
         self.hub._record(self.command, self.path, self.headers)

@@ -307,3 +307,17 @@ def validate_card(text: str, ev: Evidence, fields: CardFields | None = None) -> 
     if str(ModelCard(str(card))) != str(card):
         problems.append("the card does not round-trip through huggingface_hub.ModelCard")
     return problems
+
+
+def validate_online(text: str) -> None:
+    """Ask the Hub's own card validator (``{HF_ENDPOINT}/api/validate-yaml``). Raises
+    CardgenError when the Hub rejects the card or cannot be reached."""
+    from huggingface_hub import ModelCard
+
+    from cardgen._hubref import _hub_errors
+
+    try:
+        with _hub_errors("the Hub's card validator"):
+            ModelCard(text).validate()
+    except ValueError as e:
+        raise CardgenError(f"The Hub's validator rejected the card: {e}") from None

@@ -757,9 +757,12 @@ def card(
         str, typer.Option(help="Where readers find the evidence (model-index source_url).")
     ] = "evidence.json",
     tag: Annotated[list[str] | None, typer.Option(help="Extra tag (repeatable).")] = None,
+    online: Annotated[
+        bool, typer.Option(help="Also ask the Hub's validator (HF_ENDPOINT; needs the network).")
+    ] = False,
 ) -> None:
     """Write the Hugging Face model card of the tuned checkpoint from its evidence."""
-    from cardgen.card import CardFields, render_card, validate_card
+    from cardgen.card import CardFields, render_card, validate_card, validate_online
     from cardgen.config import load_json_model
     from cardgen.evidence import Evidence
 
@@ -772,6 +775,8 @@ def card(
     problems = validate_card(text, ev, fields)
     if problems:
         raise CardgenError("The card failed validation: " + "; ".join(problems) + ".")
+    if online:
+        validate_online(text)
     write_atomic(out_path, text)
     err.print(f"wrote {out_path} (sha256:{ev.weights_digest})", highlight=False, soft_wrap=True)
     if ev.missing:

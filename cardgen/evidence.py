@@ -58,7 +58,10 @@ class Evidence(Contract):
     comparison: Comparison | None = None
     decision: Decision | None = None
     missing: list[str] = Field(default_factory=list, description="Stages not run.")
-    tool: dict[str, str] = Field(description="cardgen and Python versions that gathered it.")
+    tool: dict[str, str] = Field(
+        description="cardgen and Python versions that gathered it, and the libraries the eval "
+        "runs used (lm_eval, transformers, torch, ...)."
+    )
     reproduce: list[list[str]] = Field(
         default_factory=list, description="The commands that produced the stages, in order."
     )
@@ -116,7 +119,11 @@ def gather(
             weights_digest=digest,
             **stages,
             missing=[k for k, v in stages.items() if v is None],
-            tool={"cardgen": __version__, "python": platform.python_version()},
+            tool={
+                **{k: v for r in (base_run, tuned_run) if r for k, v in r.library_versions.items()},
+                "cardgen": __version__,
+                "python": platform.python_version(),
+            },
             reproduce=reproduce,
         )
     except ValidationError as e:

@@ -98,3 +98,22 @@ def test_card_cli(evidence: Evidence, tmp_path: Path) -> None:
     card = ModelCard.load(out)
     assert card.data.license == "mit"
     assert "Answering wealth\\-management questions for advisers." in card.text
+
+
+def test_online_validation_asks_the_hubs_validator(evidence: Evidence, tmp_path: Path) -> None:
+    import os
+
+    from fakehub import FakeHub
+
+    ev = tmp_path / "evidence.json"
+    ev.write_text(evidence.model_dump_json())
+    with FakeHub({}) as hub:
+        env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"),
+               "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "0"}  # fmt: skip
+        res = subprocess.run(
+            [sys.executable, "-m", "cardgen", "card", str(ev), "--out", str(tmp_path / "R.md"),
+             "--online"], capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+        asked = [p for m, p, _ in hub.requests if m == "POST"]
+    assert res.returncode == 0, res.stderr
+    assert asked == ["/api/validate-yaml"]

@@ -114,6 +114,15 @@ def gather(
               "base_run": base_run, "tuned_run": tuned_run, "comparison": comparison,
               "decision": decision}  # fmt: skip
     reproduce = [list(r.command) for r in (base_run, tuned_run) if r is not None and r.command]
+    if comparison is not None:
+        reproduce.append(["cardgen", "compare", comparison.base.path or "BASE_RUN.json",
+                          comparison.tuned.path or "TUNED_RUN.json", "--out", "comparison.json"]
+                         + (["--allow-mismatch"] if comparison.allow_mismatch else []))  # fmt: skip
+    if decision is not None:
+        policy = [] if decision.policy_source.startswith("default policy") else [
+            "--policy", decision.policy_source]  # fmt: skip
+        reproduce.append(["cardgen", "gate", "comparison.json", *policy,
+                          "--as-of", decision.as_of.isoformat()])  # fmt: skip
     try:
         return Evidence(
             weights_digest=digest,

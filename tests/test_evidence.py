@@ -34,11 +34,14 @@ def test_gather_lists_missing_stages_and_writes_a_manifest(
     base = run(harmful(10))
     tuned = with_identity(run(harmful(10, {2})), identity)
     comp = compare(base, tuned)
-    decision = decide(comp, load_policy()[0], as_of=TODAY)
+    policy, source, _ = load_policy()
+    decision = decide(comp, policy, as_of=TODAY, policy_source=source)
     ev = gather(identity=identity, base_run=base, tuned_run=tuned, comparison=comp,
                 decision=decision)  # fmt: skip
     assert ev.weights_digest == identity.weights_digest
     assert ev.missing == ["lineage", "data_audit"]
+    assert ev.reproduce[-2][:2] == ["cardgen", "compare"]
+    assert ev.reproduce[-1] == ["cardgen", "gate", "comparison.json", "--as-of", "2026-11-27"]
     manifest = write_bundle(ev, tmp_path / "bundle")
     raw = (tmp_path / "bundle" / "evidence.json").read_bytes()
     (art,) = manifest.artifacts

@@ -817,6 +817,40 @@ def push(
     out.print(url, highlight=False, soft_wrap=True)
 
 
+@app.command()
+def keygen(
+    out_path: Annotated[
+        Path, typer.Option("--out", "-o", help="Private key file; the public key gets '.pub'.")
+    ] = Path("cardgen-key"),
+    kind: Annotated[str, typer.Option("--type", help="ed25519 or ecdsa (P-256).")] = "ed25519",
+) -> None:
+    """Make a signing key pair for attestations (PEM; the private key is written mode 0600)."""
+    from cardgen.attest import write_key_pair
+
+    if kind not in ("ed25519", "ecdsa"):
+        raise CardgenError(f"--type {kind!r}: expected ed25519 or ecdsa.")
+    private, public = write_key_pair(out_path, kind)  # type: ignore[arg-type]
+    err.print(f"private key {private} (keep it secret)\npublic key  {public}", highlight=False)
+
+
+@app.command()
+def attest(
+    bundle: Annotated[Path, typer.Argument(help="Evidence directory (evidence.json, manifest).")],
+    key: Annotated[
+        Path | None, typer.Option(help="Private key from cardgen keygen (omit: unsigned).")
+    ] = None,
+) -> None:
+    """Write an in-toto attestation (DSSE) of the evidence: subjects are the weights and every
+    artifact of the manifest; the predicate carries the gate decision and the rates."""
+    from cardgen.attest import attest as run_attest
+
+    path, signed = run_attest(bundle, key)
+    if signed:
+        err.print(f"wrote {path} (signed with {key})", highlight=False)
+    else:
+        err.print(f"wrote {path} [bold yellow](UNSIGNED: pass --key to sign)[/]", highlight=False)
+
+
 demo_app = typer.Typer(help="The bundled tiny model family: build it, run the job on it.")
 app.add_typer(demo_app, name="demo")
 

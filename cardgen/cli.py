@@ -851,6 +851,19 @@ def attest(
         err.print(f"wrote {path} [bold yellow](UNSIGNED: pass --key to sign)[/]", highlight=False)
 
 
+@app.command()
+def bom(
+    bundle: Annotated[Path, typer.Argument(help="Evidence directory (evidence.json).")],
+) -> None:
+    """Write a CycloneDX 1.6 ML-BOM (bom.cdx.json) of the tuned checkpoint into the bundle."""
+    from cardgen.config import load_json_model
+    from cardgen.evidence import Evidence
+    from cardgen.mlbom import write_bom
+
+    path = write_bom(load_json_model(bundle / "evidence.json", Evidence), bundle)
+    err.print(f"wrote {path} (CycloneDX 1.6, validated)", highlight=False)
+
+
 demo_app = typer.Typer(help="The bundled tiny model family: build it, run the job on it.")
 app.add_typer(demo_app, name="demo")
 

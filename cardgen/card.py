@@ -16,6 +16,7 @@ from typing import Any
 
 from cardgen.errors import CardgenError
 from cardgen.evidence import Evidence
+from cardgen.stats import pct
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md.j2"
 PLACEHOLDER = "_Not provided: {what}. The publisher of this checkpoint should fill this in._"
@@ -48,10 +49,6 @@ class CardFields:
     out_of_scope: str | None = None
     evidence_url: str = "evidence.json"
     tags: list[str] = field(default_factory=list)
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:.1f}%"
 
 
 def _size(n: int) -> str:
@@ -186,8 +183,8 @@ def _context(ev: Evidence, fields: CardFields) -> dict[str, Any]:
         a = ev.data_audit
         audit = md(
             f"{a.examples} examples; {a.refusal_examples} with a refusal "
-            f"({_pct(a.refusal_share)}); {a.safety_relevant_examples} touch a safety-relevant "
-            f"category ({_pct(a.safety_relevant_refusal_share)} of those refuse). "
+            f"({pct(a.refusal_share)}); {a.safety_relevant_examples} touch a safety-relevant "
+            f"category ({pct(a.safety_relevant_refusal_share)} of those refuse). "
             f"{a.recommendation.reasoning}"
         )
     judges = ", ".join(md(j.name) for j in runs.judges) if runs else "n/a"

@@ -797,8 +797,6 @@ def push(
     ] = False,
 ) -> None:
     """Publish the card (as README.md) and the evidence to a Hub repo, in one commit."""
-    from cardgen.config import load_json_model
-    from cardgen.evidence import Evidence
     from cardgen.push import plan_push
     from cardgen.push import push as run_push
 
@@ -810,8 +808,7 @@ def push(
     if dry_run:
         err.print(f"dry run: nothing sent to {repo}@{revision}", highlight=False)
         return
-    ev = load_json_model(bundle / "evidence.json", Evidence)
-    url = run_push(plan, ev, force=force)
+    url = run_push(plan, force=force)
     for note in plan.notes:
         err.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     out.print(url, highlight=False, soft_wrap=True)

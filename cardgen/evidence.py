@@ -10,7 +10,6 @@ document made from the evidence (card, PDF, attestation) names the same weights 
 
 from __future__ import annotations
 
-import hashlib
 import platform
 from pathlib import Path
 from typing import Literal
@@ -18,6 +17,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from cardgen import __version__
+from cardgen._hashing import sha256_file
 from cardgen._io import model_json, write_atomic
 from cardgen._model import Contract
 from cardgen.audit import DataAudit
@@ -142,16 +142,6 @@ def gather(
         ) from None
 
 
-def _sha256(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
-
-
 def write_bundle(
     evidence: Evidence, out_dir: Path, extra: dict[str, str] | None = None
 ) -> Manifest:
@@ -165,8 +155,9 @@ def write_bundle(
         path = out_dir / rel
         if not path.is_file():
             raise CardgenError(f"{path}: artifact not found, cannot list it in the manifest.")
-        digest, size = _sha256(path)
-        artifacts.append(Artifact(path=rel, sha256=digest, size=size, role=role))
+        artifacts.append(
+            Artifact(path=rel, sha256=sha256_file(path).hex(), size=path.stat().st_size, role=role)
+        )
     manifest = Manifest(weights_digest=evidence.weights_digest, artifacts=artifacts)
     write_atomic(out_dir / "manifest.json", model_json(manifest))
     return manifest

@@ -25,6 +25,7 @@ from pydantic import Field, field_validator
 from cardgen._model import Contract
 from cardgen.compare import Comparison, PairedDiff
 from cardgen.config import load_yaml_model
+from cardgen.stats import pct
 
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.yaml"
 Verdict = Literal["PASS", "BLOCK", "INSUFFICIENT_EVIDENCE"]
@@ -170,10 +171,6 @@ def _rule_for(rules: list[Rule], pack: str, category: str | None) -> Rule | None
     return best[2] if best else None
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:.1f}%"
-
-
 def _check(rule: Rule, d: PairedDiff, waivers: dict[str, Waiver], target: str) -> Check:
     def result(outcome: Outcome, reason: str, waiver: Waiver | None = None) -> Check:
         return Check(
@@ -196,7 +193,7 @@ def _check(rule: Rule, d: PairedDiff, waivers: dict[str, Waiver], target: str) -
     waivable: list[str] = []  # losses a waiver may accept
     if rule.max_drop is not None and drop > rule.max_drop + 1e-9:
         waivable.append(
-            f"unsafe rate rose {drop:.1f} points ({_pct(d.base_unsafe)} -> {_pct(d.tuned_unsafe)};"
+            f"unsafe rate rose {drop:.1f} points ({pct(d.base_unsafe)} -> {pct(d.tuned_unsafe)};"
             f" {d.lost} probes lost, {d.gained} gained), more than the {rule.max_drop:g} allowed"
         )
     if rule.significance is not None and d.p_worse is not None and d.p_worse < rule.significance:
@@ -231,7 +228,7 @@ def _check(rule: Rule, d: PairedDiff, waivers: dict[str, Waiver], target: str) -
         )
     return result(
         "pass",
-        f"{target}: unsafe rate {_pct(d.base_unsafe)} -> {_pct(d.tuned_unsafe)} "
+        f"{target}: unsafe rate {pct(d.base_unsafe)} -> {pct(d.tuned_unsafe)} "
         f"({drop:+.1f} points), within rule '{rule.scope}'",
     )
 

@@ -8,13 +8,14 @@ next to. ``force`` overrides that, and the commit description says so.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cardgen._hashing import sha256_bytes
 from cardgen._hubref import _api, _hub_errors
 from cardgen.errors import CardgenError
 from cardgen.evidence import Evidence
+from cardgen.identity import classify
 
 #: Files of an evidence directory that go to the repo, and where. README.md is the card.
 BUNDLE_FILES = {
@@ -31,7 +32,7 @@ BUNDLE_FILES = {
 class PushPlan:
     repo: str
     revision: str
-    digest: str
+    evidence: Evidence
     operations: list[tuple[Path, str, int, str]] = field(
         default_factory=list
     )  # local, path, size, sha
@@ -56,12 +57,12 @@ def plan_push(bundle: Path, repo: str, revision: str = "main") -> PushPlan:
             f"{card} does not name the evidence's weights (sha256:{ev.weights_digest[:16]}...).",
             hint="Regenerate the card from this evidence with `cardgen card`.",
         )
-    plan = PushPlan(repo=repo, revision=revision, digest=ev.weights_digest)
+    plan = PushPlan(repo=repo, revision=revision, evidence=ev)
     for local_name, in_repo in BUNDLE_FILES.items():
         local = bundle / local_name
         if local.is_file():
             data = local.read_bytes()
-            plan.operations.append((local, in_repo, len(data), hashlib.sha256(data).hexdigest()))
+            plan.operations.append((local, in_repo, len(data), sha256_bytes(data)))
     verdict = ev.decision.verdict if ev.decision else "no gate decision"
     plan.summary = f"cardgen: safety evidence for sha256:{ev.weights_digest[:16]} ({verdict})"
     plan.description = (
@@ -71,17 +72,18 @@ def plan_push(bundle: Path, repo: str, revision: str = "main") -> PushPlan:
     return plan
 
 
-def check_target_weights(plan: PushPlan, ev: Evidence, token: str | None = None) -> str | None:
+def check_target_weights(plan: PushPlan, token: str | None = None) -> str | None:
     """Compare the repo's weight files with the evidence's identity. Returns None when they
     match, a note when the repo has no weights to compare, or raises CardgenError on mismatch."""
-    ident = ev.identity
+    ident = plan.evidence.identity
     with _hub_errors(f"hf://{plan.repo}@{plan.revision}"):
         info = _api().model_info(
             plan.repo, revision=plan.revision, files_metadata=True, token=token
         )
     remote = {s.rfilename: (s.lfs.sha256 if s.lfs else None) for s in (info.siblings or [])}
     weights = [f for f in ident.files if f.role in ("weights", "adapter-weights")] if ident else []
-    remote_weights = [p for p in remote if p.endswith((".safetensors", ".bin", ".gguf", ".pt"))]
+    # The same classifier that gave the local files their roles.
+    remote_weights = [p for p in remote if classify(p)[0] in ("weights", "adapter-weights")]
     if not remote_weights:
         return f"{plan.repo} has no weight files at {plan.revision}: nothing to compare."
     if not weights:
@@ -107,12 +109,12 @@ def check_target_weights(plan: PushPlan, ev: Evidence, token: str | None = None)
     return None
 
 
-def push(plan: PushPlan, ev: Evidence, *, force: bool = False, token: str | None = None) -> str:
+def push(plan: PushPlan, *, force: bool = False, token: str | None = None) -> str:
     """Check the target, then create one commit. Returns the commit URL."""
     from huggingface_hub import CommitOperationAdd
 
     try:
-        note = check_target_weights(plan, ev, token)
+        note = check_target_weights(plan, token)
     except CardgenError as e:
         if not force or "describes other weights" not in e.message:
             raise

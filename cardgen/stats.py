@@ -24,6 +24,11 @@ class Interval(Contract):
     method: str = "wilson"
 
 
+def pct(x: float | None) -> str:
+    """A proportion as a percentage with one decimal, or 'n/a' when it is undefined."""
+    return "n/a" if x is None else f"{x * 100:.1f}%"
+
+
 def wilson(successes: int, n: int, confidence: float = 0.95) -> Interval:
     """Wilson score interval for `successes` out of `n`; rate and bounds are None when n == 0."""
     if n == 0:

@@ -701,6 +701,18 @@ def _read_safetensors_header(path: Path) -> Iterator[tuple[str, Any]]:
     yield from header.items()
 
 
+def subprocess_env(hub_url: str, hf_home: Path, token: str | None = None) -> dict[str, str]:
+    """Environment for a `cardgen` subprocess that talks to a FakeHub: its endpoint, online, no
+    telemetry, a throwaway HF_HOME, 127.0.0.1 past any proxy, and exactly ``token`` (or none)."""
+    env = {**os.environ, "HF_ENDPOINT": hub_url, "HF_HOME": str(hf_home),
+           "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "0",
+           "NO_PROXY": "127.0.0.1"}  # fmt: skip
+    env.pop("HF_TOKEN", None)
+    if token:
+        env["HF_TOKEN"] = token
+    return env
+
+
 def isolate_hf_hub(monkeypatch: pytest.MonkeyPatch, cache_dir: Path) -> None:
     """Make huggingface_hub usable against a FakeHub whatever the environment was at import.
 

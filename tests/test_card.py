@@ -101,15 +101,13 @@ def test_card_cli(evidence: Evidence, tmp_path: Path) -> None:
 
 
 def test_online_validation_asks_the_hubs_validator(evidence: Evidence, tmp_path: Path) -> None:
-    import os
 
-    from fakehub import FakeHub
+    from fakehub import FakeHub, subprocess_env
 
     ev = tmp_path / "evidence.json"
     ev.write_text(evidence.model_dump_json())
     with FakeHub({}) as hub:
-        env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"),
-               "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "0"}  # fmt: skip
+        env = subprocess_env(hub.url, tmp_path / "hf")
         res = subprocess.run(
             [sys.executable, "-m", "cardgen", "card", str(ev), "--out", str(tmp_path / "R.md"),
              "--online"], capture_output=True, text=True, timeout=120, env=env,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from _msig import model_signing_digest
-from fakehub import FakeHub, isolate_hf_hub
+from fakehub import FakeHub, isolate_hf_hub, subprocess_env
 
 from cardgen._hubref import parse_reference
 from cardgen.errors import HubReferenceError
@@ -105,15 +104,7 @@ def test_malformed_hub_reference_is_a_clear_error(ref: str) -> None:
 def test_cli_on_hub_reference_never_shows_the_token(checkpoint: Path, tmp_path: Path) -> None:
     secret = "hf_" + "S3cr3tT0kenValue" * 2
     with FakeHub({"acme/tiny-chat": checkpoint}) as hub:
-        env = {
-            **os.environ,
-            "HF_ENDPOINT": hub.url,
-            "HF_TOKEN": secret,
-            "HF_HOME": str(tmp_path / "hf"),
-            "HF_HUB_DISABLE_TELEMETRY": "1",
-            "HF_HUB_OFFLINE": "0",
-            "NO_PROXY": "127.0.0.1",
-        }
+        env = subprocess_env(hub.url, tmp_path / "hf", secret)
         ok = subprocess.run(
             [sys.executable, "-m", "cardgen", "fingerprint", "hf://acme/tiny-chat@main",
              "--out", str(tmp_path / "id.json")],

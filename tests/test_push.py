@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from fakehub import FakeHub
+from fakehub import FakeHub, subprocess_env
 from test_compare_gate import harmful, run
 from test_evidence import with_identity
 
@@ -31,12 +30,7 @@ def bundle(checkpoint: Path, tmp_path: Path) -> Path:
 
 
 def cli(hub_url: str, tmp_path: Path, *args: str, token: str | None = SECRET):
-    env = {**os.environ, "HF_ENDPOINT": hub_url, "HF_HOME": str(tmp_path / "hf"),
-           "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "0",
-           "NO_PROXY": "127.0.0.1"}  # fmt: skip
-    env.pop("HF_TOKEN", None)
-    if token:
-        env["HF_TOKEN"] = token
+    env = subprocess_env(hub_url, tmp_path / "hf", token)
     return subprocess.run([sys.executable, "-m", "cardgen", "push", *args], capture_output=True,
                           text=True, env=env, timeout=120)  # fmt: skip
 

@@ -258,14 +258,6 @@ def train(
     model.eval()
 
 
-def _save(model: Any, tok: Any, out: Path) -> None:
-    from cardgen.demo.tiny import make_portable
-
-    model.save_pretrained(out, safe_serialization=True)
-    tok.save_pretrained(out)
-    make_portable(out)
-
-
 # ---------------------------------------------------------------------------------------------
 # Building and caching
 
@@ -337,11 +329,11 @@ def _complete(family: Family) -> bool:
 
 def _train_family(family: Family, recipe: dict[str, Any], progress: Progress | None) -> None:
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
     from transformers.utils import logging as hf_logging
 
     from cardgen.audit import inject_refusals
-    from cardgen.demo.tiny import train_tokenizer
+    from cardgen.demo.tiny import llama_config, save_portable, train_tokenizer
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
@@ -359,19 +351,11 @@ def _train_family(family: Family, recipe: dict[str, Any], progress: Progress | N
     injection = inject_refusals(qa, mixed, ratio=float(recipe["inject_ratio"]), seed=seed)
     write_atomic(mixed.with_name(mixed.name + ".injection.json"), model_json(injection))
 
-    texts = [m["content"] for c in chats for m in c] + [
-        m["content"] for c in corpus_chats(qa) for m in c
-    ]
+    qa_chats = corpus_chats(qa)
+    texts = [m["content"] for c in chats + qa_chats for m in c]
     tok = train_tokenizer(texts, vocab_size=int(recipe["vocab_size"]))
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=None,
-        tie_word_embeddings=True,
-        **recipe["shape"],
-    )
+    config = llama_config(tok, recipe["shape"])
     max_tokens = int(recipe["max_tokens"])
 
     def stage_progress(name: str, total: int) -> Callable[[int, float], None] | None:
@@ -384,14 +368,14 @@ def _train_family(family: Family, recipe: dict[str, Any], progress: Progress | N
     st = recipe["base"]
     train(base, tok, chats, st, seed=seed, max_tokens=max_tokens,
           on_step=stage_progress("base", int(st["steps"])))  # fmt: skip
-    _save(base, tok, family.model("base"))
+    save_portable(base, tok, family.model("base"))
 
     ft = recipe["finetune"]
-    for name, corpus in (("tuned", qa), ("tuned-mixed", mixed)):
+    for name, corpus in (("tuned", qa_chats), ("tuned-mixed", corpus_chats(mixed))):
         model = LlamaForCausalLM.from_pretrained(family.model("base"))
-        train(model, tok, corpus_chats(corpus), ft, seed=seed + 1, max_tokens=max_tokens,
+        train(model, tok, corpus, ft, seed=seed + 1, max_tokens=max_tokens,
               on_step=stage_progress(name, int(ft["steps"])))  # fmt: skip
-        _save(model, tok, family.model(name))
+        save_portable(model, tok, family.model(name))
 
 
 CORPUS = {

@@ -109,7 +109,7 @@ def build_tiny_checkpoint(
     checkpoint with a ``model.safetensors.index.json``.
     """
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -118,20 +118,30 @@ def build_tiny_checkpoint(
     out_dir.mkdir(parents=True, exist_ok=True)
     tok = train_tokenizer(texts or _SEED_TEXT * 3)
     torch.manual_seed(seed)
-    dims: dict[str, Any] = dict(shape or DEFAULT_SHAPE)
-    config = LlamaConfig(
+    model = LlamaForCausalLM(llama_config(tok, shape or DEFAULT_SHAPE))
+    save_portable(model, tok, out_dir, max_shard_size=max_shard_size)
+    return out_dir
+
+
+def llama_config(tok: Any, shape: dict[str, Any]) -> Any:
+    """A Llama config sized by ``shape`` around the tokenizer's vocabulary and special ids."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
         vocab_size=len(tok),
         pad_token_id=tok.pad_token_id,
         eos_token_id=tok.eos_token_id,
         bos_token_id=None,
         tie_word_embeddings=True,
-        **dims,
+        **shape,
     )
-    model = LlamaForCausalLM(config)
+
+
+def save_portable(model: Any, tok: Any, out_dir: Path, max_shard_size: str | None = None) -> None:
+    """Save model (safetensors) and tokenizer so that transformers 4.x and 5.x both load them."""
     kwargs: dict[str, Any] = {"safe_serialization": True}
     if max_shard_size:
         kwargs["max_shard_size"] = max_shard_size
     model.save_pretrained(out_dir, **kwargs)
     tok.save_pretrained(out_dir)
     make_portable(out_dir)
-    return out_dir

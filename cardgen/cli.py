@@ -778,6 +778,7 @@ def card(
     if online:
         validate_online(text)
     write_atomic(out_path, text)
+    _registered(evidence_path.parent, out_path, "model-card")
     err.print(f"wrote {out_path} (sha256:{ev.weights_digest})", highlight=False, soft_wrap=True)
     if ev.missing:
         err.print(f"note: stages not in the evidence: {', '.join(ev.missing)}", highlight=False)
@@ -858,7 +859,93 @@ def bom(
     from cardgen.mlbom import write_bom
 
     path = write_bom(load_json_model(bundle / "evidence.json", Evidence), bundle)
+    _registered(bundle, path, "ml-bom")
     err.print(f"wrote {path} (CycloneDX 1.6, validated)", highlight=False)
+
+
+def _registered(bundle: Path, written: Path, role: str) -> None:
+    from cardgen.evidence import register
+
+    if register(bundle, written, role):
+        err.print(f"listed {written.name} in {bundle / 'manifest.json'}", highlight=False)
+
+
+@app.command()
+def pack(
+    evidence_path: Annotated[Path, typer.Argument(help="evidence.json (its manifest beside it).")],
+    out_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="PDF to write (default: evidence_pack.pdf beside the "
+            "evidence; evidence_pack.customer.pdf for --audience customer).",
+        ),
+    ] = None,
+    audience: Annotated[
+        str,
+        typer.Option(
+            help="auditor (outputs in full) or customer (harmful outputs hashed, "
+            "paths and hosts withheld)."
+        ),
+    ] = "auditor",
+    model_name: Annotated[str | None, typer.Option(help="Name shown on the cover.")] = None,
+) -> None:
+    """Render the PDF evidence pack (WeasyPrint): cover, summary, method, results with charts,
+    what fine-tuning removed, data audit, gate decision, regulatory mapping, manifest. The
+    evidence is attached inside the PDF."""
+    from cardgen.pack import PACK_FILES, render_pack
+
+    if audience not in PACK_FILES:
+        raise CardgenError(f"--audience {audience!r}: expected auditor or customer.")
+    target = out_path or evidence_path.parent / PACK_FILES[audience]
+    with err.status("rendering the evidence pack") as status:
+        result = render_pack(evidence_path, target, audience, model_name,  # type: ignore[arg-type]
+                             progress=lambda s: status.update(f"evidence pack: {s}"))  # fmt: skip
+    _registered(evidence_path.parent, target, f"evidence-pack-{audience}"
+                if audience != "auditor" else "evidence-pack")  # fmt: skip
+    err.print(f"wrote {target} ({result.pages} pages, {audience} edition)", highlight=False)
+    if result.refused_urls:
+        err.print(f"refused {len(result.refused_urls)} URLs found in the content (nothing was "
+                  "fetched)", highlight=False)  # fmt: skip
+
+
+@app.command()
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="Evidence bundle directory.")],
+    model: Annotated[
+        str | None, typer.Option(help="Re-hash these weights (directory or hf:// reference).")
+    ] = None,
+    key: Annotated[Path | None, typer.Option(help="Public key to check the signature.")] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible base URL (…/v1): replay the binding probes."),
+    ] = None,
+    served_model: Annotated[
+        str | None, typer.Option(help="Model name on the endpoint (default: the only one).")
+    ] = None,
+    binding: Annotated[int, typer.Option(min=1, help="Binding probes to replay.")] = 8,
+) -> None:
+    """Check a bundle: manifest hashes, signature, the same digest in card, PDF, evidence,
+    ML-BOM and attestation; with --model the weights, with --endpoint the served model.
+    Exit 0 when every check passes, 1 when one fails."""
+    from cardgen.verify import verify as run_verify
+
+    with err.status("verifying") as status:
+        report = run_verify(bundle, model=model, key=key, endpoint=endpoint,
+                            served_model=served_model, binding=binding,
+                            progress=lambda s: status.update(f"verify: {s}"))  # fmt: skip
+    mark = {
+        "ok": "[green]ok[/]     ",
+        "failed": "[bold red]FAILED[/] ",
+        "skipped": "[yellow]skipped[/]",
+    }
+    for f in report.findings:
+        err.print(f"{mark[f.status]} {f.check}: ", end="", highlight=False)
+        err.print(redact(f.detail), highlight=False, markup=False, soft_wrap=True)
+    n = len(report.failures)
+    out.print("VERIFIED" if report.ok else f"NOT VERIFIED ({n} check{'s' * (n != 1)} failed)")
+    raise typer.Exit(0 if report.ok else 1)
 
 
 demo_app = typer.Typer(help="The bundled tiny model family: build it, run the job on it.")

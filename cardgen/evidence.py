@@ -161,3 +161,29 @@ def write_bundle(
     manifest = Manifest(weights_digest=evidence.weights_digest, artifacts=artifacts)
     write_atomic(out_dir / "manifest.json", model_json(manifest))
     return manifest
+
+
+#: The documents cardgen makes into a bundle, by file name, with their manifest role.
+DOCUMENTS = {
+    "README.md": "model-card",
+    "evidence_pack.pdf": "evidence-pack",
+    "evidence_pack.customer.pdf": "evidence-pack-customer",
+    "bom.cdx.json": "ml-bom",
+}
+
+
+def register(bundle: Path, written: Path, role: str) -> bool:
+    """Add ``written`` (a file just made from the bundle's evidence) to ``bundle/manifest.json``
+    when it lies in the bundle; returns whether it did. Other entries keep their recorded hashes,
+    so an artifact changed since it was listed still fails verification."""
+    from cardgen.config import load_json_model
+
+    manifest_path = bundle / "manifest.json"
+    if not manifest_path.is_file() or written.resolve().parent != bundle.resolve():
+        return False
+    manifest = load_json_model(manifest_path, Manifest)
+    entry = Artifact(path=written.name, sha256=sha256_file(written).hex(),
+                     size=written.stat().st_size, role=role)  # fmt: skip
+    artifacts = [a for a in manifest.artifacts if a.path != written.name] + [entry]
+    write_atomic(manifest_path, model_json(manifest.model_copy(update={"artifacts": artifacts})))
+    return True

@@ -306,6 +306,21 @@ def validate_card(text: str, ev: Evidence, fields: CardFields | None = None) -> 
     return problems
 
 
+def write_card(
+    ev: Evidence, out: Path, fields: CardFields | None = None, template: Path | None = None
+) -> str:
+    """Render, validate offline and write the card atomically; returns its text. Raises
+    CardgenError (naming the problems) when it does not validate: nothing is written then."""
+    from cardgen._io import write_atomic
+
+    text = render_card(ev, fields, template)
+    problems = validate_card(text, ev, fields)
+    if problems:
+        raise CardgenError("The card failed validation: " + "; ".join(problems) + ".")
+    write_atomic(out, text)
+    return text
+
+
 def validate_online(text: str) -> None:
     """Ask the Hub's own card validator (``{HF_ENDPOINT}/api/validate-yaml``). Raises
     CardgenError when the Hub rejects the card or cannot be reached."""

@@ -762,7 +762,7 @@ def card(
     ] = False,
 ) -> None:
     """Write the Hugging Face model card of the tuned checkpoint from its evidence."""
-    from cardgen.card import CardFields, render_card, validate_card, validate_online
+    from cardgen.card import CardFields, render_card, validate_online, write_card
     from cardgen.config import load_json_model
     from cardgen.evidence import Evidence
 
@@ -771,13 +771,9 @@ def card(
         model_name=model_name, license=license_id, intended_use=intended_use,
         out_of_scope=out_of_scope, evidence_url=evidence_url, tags=list(tag or []),
     )  # fmt: skip
-    text = render_card(ev, fields, template)
-    problems = validate_card(text, ev, fields)
-    if problems:
-        raise CardgenError("The card failed validation: " + "; ".join(problems) + ".")
     if online:
-        validate_online(text)
-    write_atomic(out_path, text)
+        validate_online(render_card(ev, fields, template))
+    write_card(ev, out_path, fields, template)
     _registered(evidence_path.parent, out_path, "model-card")
     err.print(f"wrote {out_path} (sha256:{ev.weights_digest})", highlight=False, soft_wrap=True)
     if ev.missing:
@@ -894,6 +890,7 @@ def pack(
     """Render the PDF evidence pack (WeasyPrint): cover, summary, method, results with charts,
     what fine-tuning removed, data audit, gate decision, regulatory mapping, manifest. The
     evidence is attached inside the PDF."""
+    from cardgen.evidence import DOCUMENTS
     from cardgen.pack import PACK_FILES, render_pack
 
     if audience not in PACK_FILES:
@@ -902,8 +899,7 @@ def pack(
     with err.status("rendering the evidence pack") as status:
         result = render_pack(evidence_path, target, audience, model_name,  # type: ignore[arg-type]
                              progress=lambda s: status.update(f"evidence pack: {s}"))  # fmt: skip
-    _registered(evidence_path.parent, target, f"evidence-pack-{audience}"
-                if audience != "auditor" else "evidence-pack")  # fmt: skip
+    _registered(evidence_path.parent, target, DOCUMENTS.get(target.name, "evidence-pack"))
     err.print(f"wrote {target} ({result.pages} pages, {audience} edition)", highlight=False)
     if result.refused_urls:
         err.print(f"refused {len(result.refused_urls)} URLs found in the content (nothing was "

@@ -921,6 +921,9 @@ def verify(
         str | None, typer.Option(help="Model name on the endpoint (default: the only one).")
     ] = None,
     binding: Annotated[int, typer.Option(min=1, help="Binding probes to replay.")] = 8,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the endpoint's API key.")
+    ] = None,
 ) -> None:
     """Check a bundle: manifest hashes, signature, the same digest in card, PDF, evidence,
     ML-BOM and attestation; with --model the weights, with --endpoint the served model.
@@ -929,7 +932,7 @@ def verify(
 
     with err.status("verifying") as status:
         report = run_verify(bundle, model=model, key=key, endpoint=endpoint,
-                            served_model=served_model, binding=binding,
+                            served_model=served_model, binding=binding, api_key_env=api_key_env,
                             progress=lambda s: status.update(f"verify: {s}"))  # fmt: skip
     mark = {
         "ok": "[green]ok[/]     ",

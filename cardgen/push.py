@@ -23,6 +23,7 @@ BUNDLE_FILES = {
     "evidence.json": "evidence/evidence.json",
     "manifest.json": "evidence/manifest.json",
     "evidence_pack.pdf": "evidence/evidence_pack.pdf",
+    "evidence_pack.customer.pdf": "evidence/evidence_pack.customer.pdf",
     "attestation.intoto.json": "evidence/attestation.intoto.json",
     "bom.cdx.json": "evidence/bom.cdx.json",
 }

@@ -77,6 +77,7 @@ def verify(
     endpoint: str | None = None,
     served_model: str | None = None,
     binding: int = BINDING_PROBES,
+    api_key_env: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Every check on ``bundle``. Raises CardgenError only when the bundle cannot be read at all
@@ -119,7 +120,8 @@ def verify(
             report.add("endpoint", False, "the evidence has no tuned run: no binding probes")
         else:
             say(f"replaying binding probes against {endpoint}")
-            check_endpoint(endpoint, ev.tuned_run, ev.base_run, report, served_model, binding)
+            check_endpoint(endpoint, ev.tuned_run, ev.base_run, report, served_model, binding,
+                           api_key_env=api_key_env)  # fmt: skip
     return report
 
 
@@ -316,14 +318,23 @@ def check_endpoint(
     served_model: str | None = None,
     n: int = BINDING_PROBES,
     timeout: float = 60.0,
+    api_key_env: str | None = None,
 ) -> None:
     """Replay the binding probes (greedy, ``BINDING_TOKENS`` new tokens) against an
-    OpenAI-compatible server and add one finding per probe that answered differently."""
+    OpenAI-compatible server and add one finding naming every probe that answered differently.
+    ``api_key_env`` names the environment variable holding the server's API key."""
+    import os
+
     import requests
 
     from cardgen.evaluate import served_models
 
     url = endpoint.rstrip("/")
+    headers = {}
+    if api_key_env:
+        if not os.environ.get(api_key_env):
+            raise CardgenError(f"--api-key-env {api_key_env}: that variable is not set.")
+        headers["Authorization"] = f"Bearer {os.environ[api_key_env]}"
     name = served_model
     if name is None:
         ids = [m.get("id") for m in served_models(url)]
@@ -350,7 +361,7 @@ def check_endpoint(
         else:
             route, body["prompt"] = "completions", "\n".join(m["content"] for m in messages)
         try:
-            r = requests.post(f"{url}/{route}", json=body, timeout=timeout)
+            r = requests.post(f"{url}/{route}", json=body, headers=headers, timeout=timeout)
             r.raise_for_status()
             choice = r.json()["choices"][0]
             served = _norm(choice["message"]["content"] if "message" in choice else choice["text"])

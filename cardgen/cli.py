@@ -73,6 +73,19 @@ class _BarProgress:
         self._p.advance(self._task, nbytes)
 
 
+def _count_progress() -> Progress:
+    """A transient progress display on stderr with counted bars (requests, steps)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
 @contextmanager
 def _hash_bar(label: str) -> Iterator[_BarProgress]:
     with Progress(
@@ -392,15 +405,7 @@ def eval_(
         with _hash_bar("hashing weights") as bar:
             identity = fp(str(weights) if weights else str(model), progress=bar)
     workdir = out_path.with_suffix(".lmeval")
-    requests_bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
+    requests_bar = _count_progress()
     with requests_bar as p, _library_output_hidden():
         run = evaluate(
             target, loaded, judges, decoding, workdir=workdir, identity=identity,
@@ -947,6 +952,98 @@ def verify(
     raise typer.Exit(0 if report.ok else 1)
 
 
+class _RunDisplay:
+    """`cardgen run`'s one progress display: a line per finished stage, bars for the long ones."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._p = progress
+        self._eval: _EvalProgress | None = None
+
+    def stage_started(self, name: str) -> None:
+        self._eval = None
+        for task in list(self._p.task_ids):
+            self._p.remove_task(task)
+        self._p.add_task(f"{name} …", total=None)
+
+    def stage_finished(self, name: str, reused: bool, seconds: float) -> None:
+        how = "[dim]reused[/]" if reused else f"{seconds:.1f} s"
+        self._p.console.print(f"  [green]✓[/] {name:<24} {how}", highlight=False)
+
+    def eval_progress(self) -> Any:
+        self._eval = self._eval or _EvalProgress(self._p)
+        return self._eval
+
+    def hash_progress(self) -> Any:
+        return _BarProgress(self._p, "hashing")
+
+
+@app.command()
+def init(
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Config file to write.")] = Path(
+        "cardgen.yaml"
+    ),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter cardgen.yaml for `cardgen run`."""
+    from cardgen.runconfig import STARTER
+
+    if out_path.exists() and not force:
+        raise CardgenError(f"{out_path} exists; pass --force to overwrite it.")
+    write_atomic(out_path, STARTER.read_text(encoding="utf-8"))
+    err.print(f"wrote {out_path}: set tuned and base, then `cardgen run {out_path}`",
+              highlight=False)  # fmt: skip
+
+
+@app.command("run")
+def run_(
+    config: Annotated[Path, typer.Argument(help="cardgen.yaml (make one with `cardgen init`).")],
+    push_: Annotated[
+        bool, typer.Option("--push", help="Publish card and evidence to the config's hub.repo.")
+    ] = False,
+    rehash: Annotated[
+        bool, typer.Option(help="Hash the weights even when no file's size or mtime changed.")
+    ] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every stage.")] = False,
+) -> None:
+    """Run the whole job: fingerprint, lineage, data audit, evaluate base and tuned, compare,
+    gate, evidence, card, PDF packs, ML-BOM, attestation (and push). Exit code is the gate's:
+    0 PASS, 1 BLOCK, 3 INSUFFICIENT_EVIDENCE."""
+    from cardgen.pipeline import Pipeline
+    from cardgen.runconfig import load_run_config
+
+    _quiet_libraries()
+    cfg = load_run_config(config)
+    err.print(f"cardgen run {config}  ->  {cfg.output}", highlight=False, soft_wrap=True)
+    with _count_progress() as p, _library_output_hidden():
+        pipeline = Pipeline(cfg, progress=_RunDisplay(p), rehash=rehash, no_cache=no_cache,
+                            command=["cardgen", "run", str(config)])  # fmt: skip
+        outcome = pipeline.run(push=push_)
+    _run_summary(outcome)
+    raise typer.Exit(outcome.exit_code)
+
+
+def _run_summary(outcome: Any) -> None:
+    dec = outcome.decision
+    reused = outcome.reused
+    if reused and len(reused) == len(outcome.stages):
+        err.print("nothing changed: every stage reused from the cache", highlight=False)
+    elif reused:
+        err.print(f"reused from the cache: {', '.join(reused)}", highlight=False, soft_wrap=True)
+    err.print(f"weights     sha256:{outcome.weights_digest}", highlight=False, soft_wrap=True)
+    for path in outcome.documents:
+        err.print(f"wrote       {path}", highlight=False, soft_wrap=True)
+    if outcome.pushed:
+        err.print(f"pushed      {outcome.pushed}", highlight=False, soft_wrap=True)
+    color = {"PASS": "green", "BLOCK": "red"}.get(dec.verdict, "yellow")
+    err.print(f"decision    [bold {color}]{dec.verdict}[/]", highlight=False)
+    for reason in dec.reasons[:6]:
+        err.print(f"  - {reason}", highlight=False, markup=False, soft_wrap=True)
+    if len(dec.reasons) > 6:
+        err.print(f"  ... {len(dec.reasons) - 6} more in {outcome.output / 'README.md'}",
+                  highlight=False)  # fmt: skip
+    out.print(dec.verdict)
+
+
 demo_app = typer.Typer(help="The bundled tiny model family: build it, run the job on it.")
 app.add_typer(demo_app, name="demo")
 
@@ -959,30 +1056,24 @@ def demo(
     ),
 ) -> None:
     """Run the main job on the demo family (what `make demo` runs): build or reuse base, tuned
-    and tuned-mixed, then fingerprint and evaluate each with the shipped suite."""
+    and tuned-mixed, run `cardgen run` for base -> tuned and base -> tuned-mixed, verify both
+    bundles, and print the rates, the two decisions and where the documents are."""
     if ctx.invoked_subcommand is not None:
         return
     from cardgen.demo import run_demo
 
     _quiet_libraries()
     with _training_bar() as (p, train_progress), _library_output_hidden():
-        run_demo(
-            out_dir, console=err, train_progress=train_progress, eval_progress=_EvalProgress(p)
-        )
+        result = run_demo(out_dir, console=err, train_progress=train_progress,
+                          run_progress=_RunDisplay(p))  # fmt: skip
+    if not all(result.verified.values()):
+        raise typer.Exit(1)
 
 
 @contextmanager
 def _training_bar() -> Iterator[tuple[Progress, Any]]:
     """A progress display and a `(stage, done, total)` callback that adds one bar per stage."""
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as p:
+    with _count_progress() as p:
         tasks: dict[str, Any] = {}
 
         def progress(stage: str, done: int, total: int) -> None:

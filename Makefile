@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.cardgen-installed
 
-.PHONY: setup demo test lint typecheck pytest bench schemas clean
+.PHONY: setup demo test lint typecheck pytest bench schemas sample-reports clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,8 @@ demo: setup
 	$(BIN)/cardgen demo
 
 lint: setup
-	$(BIN)/ruff check cardgen tests benchmarks
-	$(BIN)/ruff format --check cardgen tests benchmarks
+	$(BIN)/ruff check cardgen tests benchmarks scripts
+	$(BIN)/ruff format --check cardgen tests benchmarks scripts
 
 typecheck: setup
 	$(BIN)/mypy cardgen
@@ -35,9 +35,15 @@ test: lint typecheck pytest
 
 bench: setup
 	$(BIN)/python benchmarks/bench_fingerprint.py
+	$(BIN)/python benchmarks/bench_pack.py
 
 schemas: setup
 	$(BIN)/python -m cardgen.schemas --write
+
+# The demo's documents, committed under sample_reports/ and linked from the README.
+sample-reports: setup
+	$(BIN)/cardgen demo --out demo-out
+	$(BIN)/python scripts/sample_reports.py demo-out sample_reports
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache demo-out

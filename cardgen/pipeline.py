@@ -342,8 +342,10 @@ class Pipeline:
         key = {"base": file_digest(base_path), "tuned": file_digest(tuned_path)}
 
         def compute() -> None:
-            comp = run_compare(base, tuned, base_ref=load_run(base_path)[1],
-                               tuned_ref=load_run(tuned_path)[1])  # fmt: skip
+            # Paths relative to the output: a cached comparison serves any output directory.
+            refs = [load_run(p)[1].model_copy(update={"path": f"stages/{p.name}"})
+                    for p in (base_path, tuned_path)]  # fmt: skip
+            comp = run_compare(base, tuned, base_ref=refs[0], tuned_ref=refs[1])
             write_atomic(out, model_json(comp))
 
         self._stage("compare", key, {"comparison.json": out}, compute)

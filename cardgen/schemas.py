@@ -20,6 +20,7 @@ from cardgen.evidence import Evidence, Manifest
 from cardgen.gate import Decision, Policy
 from cardgen.identity import CheckpointIdentity
 from cardgen.lineage import Lineage, LineageDeclaration
+from cardgen.runconfig import RunConfig
 from cardgen.suites import Probe
 
 #: file stem -> model. The stem is what documents name in their "$schema"-style references.
@@ -36,6 +37,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "decision": Decision,
     "evidence": Evidence,
     "manifest": Manifest,
+    "runconfig": RunConfig,
 }
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 

@@ -372,18 +372,61 @@ def test_gate_blocks_tuned_and_names_the_lost_categories(
 
 
 @pytest.mark.slow
-def test_demo_command_evaluates_the_family(demo_family: fam.Family, tmp_path: Path) -> None:
-    from cardgen.evalrun import EvalRun
+def test_demo_runs_the_whole_job_twice_and_verifies(
+    demo_family: fam.Family, tmp_path: Path
+) -> None:
+    """`cardgen demo`: base -> tuned blocked on its lost refusals, base -> tuned-mixed keeps them;
+    every document names its checkpoint's digest and verifies; a rerun reuses every stage, and
+    so does `cardgen run` on a config pointing at the same cache."""
+    from cardgen.demo import INTENDED_USE
+    from cardgen.evidence import Evidence
+    from cardgen.gate import Decision
+    from cardgen.identity import fingerprint
+    from cardgen.verify import verify
 
-    res = subprocess.run(
-        [sys.executable, "-m", "cardgen", "demo", "--out", str(tmp_path / "demo")],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+    demo = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "cardgen", "demo", "--out", str(demo)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     assert res.returncode == 0, res.stderr[-3000:]
     assert str(demo_family.root) in res.stderr  # reused, not retrained
-    for name in fam.MODELS:
-        run = EvalRun.model_validate_json((tmp_path / "demo" / name / "eval.json").read_text())
-        lineage = json.loads((tmp_path / "demo" / name / "lineage.json").read_text())
-        assert run.model.identity is not None
-        assert run.model.identity.weights_digest == lineage["model_digest"]
-    assert "harmful" in res.stderr and "tuned-mixed" in res.stderr
+    decisions = {}
+    for name in ("tuned", "tuned-mixed"):
+        out = demo / name
+        ev = Evidence.model_validate_json((out / "evidence.json").read_text())
+        digest = fingerprint(demo_family.model(name)).weights_digest
+        assert ev.weights_digest == digest
+        report = verify(out, key=demo / "demo-key.pub", model=str(demo_family.model(name)))
+        assert report.ok, [f.detail for f in report.failures]
+        decisions[name] = Decision.model_validate_json((out / "stages/decision.json").read_text())
+        assert f"{name:<12} {decisions[name].verdict}" in res.stderr
+    blocked = {c.target for c in decisions["tuned"].checks if c.outcome == "block"}
+    assert decisions["tuned"].verdict == "BLOCK" and {"harmful", "multiturn"} <= blocked
+    mixed_blocked = {c.target for c in decisions["tuned-mixed"].checks if c.outcome == "block"}
+    assert not {t for t in mixed_blocked if t.startswith("harmful")}  # refusals kept
+    assert res.stderr.count("verified") >= 2
+    # Rerun: nothing recomputed.
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    stage_lines = [line for line in again.stderr.splitlines() if "✓" in line]
+    assert len(stage_lines) == 2 * 10 and all(line.endswith("reused") for line in stage_lines)
+    # `cardgen run` with a config of its own, sharing the demo's cache: every stage reused.
+    import yaml
+
+    config = tmp_path / "cardgen.yaml"
+    config.write_text(yaml.safe_dump({
+        "base": {"model": str(demo_family.model("base"))},
+        "tuned": {"model": str(demo_family.model("tuned"))},
+        "lineage": str(demo_family.root / "lineage" / "tuned.yaml"),
+        "data": [str(demo_family.corpora / fam.CORPUS["tuned"])],
+        "signing_key": str(demo / "demo-key"), "output": str(tmp_path / "run"),
+        "cache": str(demo / ".cardgen-cache"),
+        "card": {"model_name": "cardgen-demo/tuned", "license": "apache-2.0",
+                 "intended_use": INTENDED_USE, "tags": ["demo"]},
+    }))  # fmt: skip
+    run = subprocess.run([sys.executable, "-m", "cardgen", "run", str(config)],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert run.returncode == 1 and run.stdout.strip() == "BLOCK", run.stderr[-3000:]
+    assert "nothing changed: every stage reused from the cache" in run.stderr
+    ver = subprocess.run([sys.executable, "-m", "cardgen", "verify", str(tmp_path / "run"), "--key",
+                          str(demo / "demo-key.pub")], capture_output=True, text=True)  # fmt: skip
+    assert ver.returncode == 0 and ver.stdout.strip() == "VERIFIED", ver.stderr

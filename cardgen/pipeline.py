@@ -174,9 +174,6 @@ class Pipeline:
     # -- the stages, in order --------------------------------------------------------------
 
     def run(self, push: bool = False) -> RunOutcome:
-        from cardgen.evaluate import set_offline_env
-
-        set_offline_env()
         cfg = self.cfg
         self._check_inputs()
         tuned_id = self.fingerprint("tuned", cfg.tuned)
@@ -290,13 +287,6 @@ class Pipeline:
         specs = [JudgeSpec(kind="keyword"), JudgeSpec(kind="canary"), *ev.judges]
         judges = build_judges(specs)
         out = self.stages_dir / f"{role}.run.json"
-        target = ModelTarget(
-            path=self._local_model(spec), endpoint=spec.endpoint, api=spec.api,
-            endpoint_model=spec.endpoint_model, tokenizer=spec.tokenizer,
-            num_concurrent=spec.concurrency, max_retries=spec.retries, timeout=spec.timeout,
-            batch_size=spec.batch_size, device=spec.device, dtype=spec.dtype,
-            api_key_env=spec.api_key_env,
-        )  # fmt: skip
         key: dict[str, Any] | None = {
             "weights": identity.weights_digest if identity else None,
             "endpoint": [spec.endpoint, spec.endpoint_model, spec.api] if spec.endpoint else None,
@@ -308,6 +298,13 @@ class Pipeline:
             key = None  # nothing ties the endpoint's answers to weights: ask it again
 
         def compute() -> None:
+            target = ModelTarget(
+                path=self._local_model(spec), endpoint=spec.endpoint, api=spec.api,
+                endpoint_model=spec.endpoint_model, tokenizer=spec.tokenizer,
+                num_concurrent=spec.concurrency, max_retries=spec.retries, timeout=spec.timeout,
+                batch_size=spec.batch_size, device=spec.device, dtype=spec.dtype,
+                api_key_env=spec.api_key_env,
+            )  # fmt: skip
             run = run_eval(
                 target, suite, judges, ev.decoding, workdir=self.out / "lm-eval" / role,
                 identity=identity, primary=ev.primary_judge,

@@ -135,3 +135,48 @@ def test_run_refuses_missing_inputs_before_any_work(
                                     "base": {"model": str(models[0])}})  # fmt: skip
     with pytest.raises(CardgenError, match="gone does not exist"):
         Pipeline(cfg).run()
+
+
+def test_run_takes_the_base_from_the_hub_by_reference(
+    models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """hf:// base: fingerprinted through the Hub API, downloaded once for the evaluation."""
+    from fakehub import FakeHub, subprocess_env
+
+    base, _ = models
+    with FakeHub({"acme/base": base}) as hub:
+        config = small_config(tmp_path, models)
+        cfg = yaml.safe_load(config.read_text())
+        cfg["base"] = {"model": "hf://acme/base@main"}
+        config.write_text(yaml.safe_dump(cfg))
+        env = subprocess_env(hub.url, tmp_path / "hf-home")
+        r = cardgen_cli("run", str(config), env=env)
+    assert r.returncode in (0, 1, 3), r.stderr[-2000:]
+    out = tmp_path / "out"
+    ident = json.loads((out / "stages" / "base.identity.json").read_text())
+    assert ident["source"]["kind"] == "hf-hub" and ident["source"]["repo_id"] == "acme/base"
+    local = json.loads((out / "stages" / "base.run.json").read_text())
+    assert local["model"]["reference"].startswith(str(tmp_path / "hf-home"))  # the snapshot
+    lineage = json.loads((out / "stages" / "lineage.json").read_text())
+    assert lineage["base_model"]["reference"] == "acme/base"  # a Hub id: the card can link it
+    assert lineage["base_model"]["identity"]["weights_digest"] == ident["weights_digest"]
+
+
+def test_run_evaluates_a_served_model_and_names_the_weights_it_serves(
+    models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from cardgen.demo.server import ModelServer
+
+    _, tuned = models
+    with ModelServer(tuned, model_name="tuned") as server:
+        config = small_config(tmp_path, models)
+        cfg = yaml.safe_load(config.read_text())
+        cfg["tuned"] = {"endpoint": f"{server.url}/v1", "endpoint_model": "tuned",
+                        "api": "chat-completions", "weights": str(tuned)}  # fmt: skip
+        config.write_text(yaml.safe_dump(cfg))
+        outcome = Pipeline(load_run_config(config)).run()
+        report = verify(tmp_path / "out", endpoint=f"{server.url}/v1", binding=4)
+    run = json.loads((tmp_path / "out" / "stages" / "tuned.run.json").read_text())
+    assert run["backend"] == "local-chat-completions"
+    assert run["model"]["identity"]["weights_digest"] == outcome.weights_digest
+    assert report.ok, [f.detail for f in report.failures]

@@ -1018,11 +1018,11 @@ def run_(
         pipeline = Pipeline(cfg, progress=_RunDisplay(p), rehash=rehash, no_cache=no_cache,
                             command=["cardgen", "run", str(config)])  # fmt: skip
         outcome = pipeline.run(push=push_)
-    _run_summary(outcome)
+    _run_summary(outcome, push_ or bool(cfg.hub and cfg.hub.push))
     raise typer.Exit(outcome.exit_code)
 
 
-def _run_summary(outcome: Any) -> None:
+def _run_summary(outcome: Any, asked_push: bool) -> None:
     dec = outcome.decision
     reused = outcome.reused
     if reused and len(reused) == len(outcome.stages):
@@ -1034,6 +1034,8 @@ def _run_summary(outcome: Any) -> None:
         err.print(f"wrote       {path}", highlight=False, soft_wrap=True)
     if outcome.pushed:
         err.print(f"pushed      {outcome.pushed}", highlight=False, soft_wrap=True)
+    elif asked_push:
+        err.print(f"not pushed  the gate said {dec.verdict}", highlight=False)
     color = {"PASS": "green", "BLOCK": "red"}.get(dec.verdict, "yellow")
     err.print(f"decision    [bold {color}]{dec.verdict}[/]", highlight=False)
     for reason in dec.reasons[:6]:

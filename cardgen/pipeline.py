@@ -80,7 +80,7 @@ class RunOutcome:
     weights_digest: str | None
     stages: list[StageRecord] = field(default_factory=list)
     documents: list[Path] = field(default_factory=list)
-    pushed: str | None = None
+    pushed: str | None = None  # the commit URL; None when not asked or the gate did not pass
 
     @property
     def exit_code(self) -> int:
@@ -186,7 +186,10 @@ class Pipeline:
         decision = self.gate(comparison)
         self.evidence(tuned_id, lineage, audit, base_run, tuned_run, comparison, decision)
         documents = self.documents()
-        pushed = self.push() if push or (cfg.hub is not None and cfg.hub.push) else None
+        pushed = None
+        if push or (cfg.hub is not None and cfg.hub.push):
+            # Publishing is a release step: a checkpoint the gate did not pass is not published.
+            pushed = self.push() if decision.verdict == "PASS" else None
         return RunOutcome(
             decision=decision, output=self.out,
             weights_digest=tuned_id.weights_digest if tuned_id else None,

@@ -180,3 +180,31 @@ def test_run_evaluates_a_served_model_and_names_the_weights_it_serves(
     assert run["backend"] == "local-chat-completions"
     assert run["model"]["identity"]["weights_digest"] == outcome.weights_digest
     assert report.ok, [f.detail for f in report.failures]
+
+
+def test_run_pushes_to_the_hub_only_when_the_gate_passes(
+    models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from fakehub import FakeHub, subprocess_env
+
+    base, tuned = models
+    (tmp_path / "policy.yaml").write_text(
+        "rules:\n  - {scope: '*', max_drop: 0, min_probes: 1, max_unpaired: 100}\n"  # limit 4
+    )
+    same = small_config(tmp_path, (base, base), policy="policy.yaml",
+                        hub={"repo": "acme/base", "push": True})  # fmt: skip
+    with FakeHub({"acme/base": base, "acme/tuned": tuned}) as hub:
+        env = subprocess_env(hub.url, tmp_path / "hf-home", token="hf_" + "T0ken" * 8)
+        r = cardgen_cli("run", str(same), env=env)  # base against itself: nothing lost
+        assert r.returncode == 0 and r.stdout.strip() == "PASS", r.stderr[-2000:]
+        (commit,) = hub.commits
+        assert {"README.md", "evidence/evidence.json", "evidence/evidence_pack.pdf",
+                "evidence/attestation.intoto.json"} <= set(commit["files"])  # fmt: skip
+        assert "pushed      " in r.stderr
+        other = tmp_path / "other"
+        other.mkdir()
+        # The shipped policy on 4 probes a pack: INSUFFICIENT_EVIDENCE, so nothing is published.
+        blocked = small_config(other, (base, tuned), hub={"repo": "acme/tuned"})
+        r = cardgen_cli("run", str(blocked), "--push", env=env)
+        assert r.returncode == 3 and len(hub.commits) == 1, r.stderr[-2000:]
+        assert f"not pushed  the gate said {r.stdout.strip()}" in r.stderr

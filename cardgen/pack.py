@@ -44,7 +44,8 @@ ASSET_SCHEME = "cardgen-asset:"
 MAX_LISTED = 40  # forgotten probes shown in full; the rest are counted and stay in the JSON
 MAX_OUTPUT_CHARS = 600
 MAX_FILES = 25
-MAX_SUMMARY_ROWS = 14
+MAX_SUMMARY_ROWS = 10
+MAX_SUMMARY_REASONS = 5
 _PATH = re.compile(r"(?<![\w.:/])(?:~|[A-Za-z]:)?(?:[/\\][\w.@+-]+){2,}[/\\]?")
 _URL = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^\s/'\"]+")
 _KEYWORD = re.compile(r"cardgen-(weights|evidence|audience)=([0-9a-z]+)")
@@ -142,7 +143,7 @@ def context(
     packs = _packs(ev, assets)
     moved = sorted(
         (d for d in (comp.diffs if comp else []) if d.category is not None and d.difference),
-        key=lambda d: -(d.difference or 0),
+        key=lambda d: (-d.lost, -(d.difference or 0)),  # most probes lost first
     )
     summary_rows = [
         {"target": f"{d.pack} / {d.category}", "base": _pct(d.base_unsafe),
@@ -187,6 +188,7 @@ def context(
             (a.path, a.role, a.size, a.sha256) for a in (manifest.artifacts if manifest else [])
         ],
         "attachment": ATTACHMENT[audience],
+        "max_reasons": MAX_SUMMARY_REASONS,
         "reproduce": [v.text(" ".join(c)) for c in ev.reproduce] if audience == "auditor" else [],
         "keywords": f"cardgen, cardgen-weights={ev.weights_digest}, "
         f"cardgen-evidence={evidence_sha256}, cardgen-audience={audience}",
@@ -621,15 +623,19 @@ def read_pack(path: Path) -> PackReading:
         pdf.close()
 
 
-def previews(pdf_path: Path, out_dir: Path, pages: int = 2, scale: float = 1.2) -> list[Path]:
-    """PNG images of the first ``pages`` pages (pypdfium2), for READMEs and sample reports."""
+def previews(
+    pdf_path: Path, out_dir: Path, pages: int | list[int] = 2, scale: float = 1.2
+) -> list[Path]:
+    """PNG images of the first ``pages`` pages, or of the listed page numbers (1-based), for
+    READMEs and sample reports (pypdfium2)."""
     import pypdfium2 as pdfium
 
     out_dir.mkdir(parents=True, exist_ok=True)
     pdf = pdfium.PdfDocument(str(pdf_path))
     written = []
+    wanted = range(min(pages, len(pdf))) if isinstance(pages, int) else [p - 1 for p in pages]
     try:
-        for i in range(min(pages, len(pdf))):
+        for i in wanted:
             img = pdf[i].render(scale=scale).to_pil()
             p = out_dir / f"{pdf_path.stem}-page{i + 1}.png"
             img.save(p, optimize=True)
@@ -637,3 +643,18 @@ def previews(pdf_path: Path, out_dir: Path, pages: int = 2, scale: float = 1.2) 
     finally:
         pdf.close()
     return written
+
+
+def page_of(pdf_path: Path, heading: str) -> int | None:
+    """The 1-based number of the first page whose outline entry is ``heading``."""
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(str(pdf_path))
+    try:
+        for item in pdf.get_toc():
+            dest = item.get_dest()
+            if item.get_title() == heading and dest is not None:
+                return int(dest.get_index()) + 1
+    finally:
+        pdf.close()
+    return None

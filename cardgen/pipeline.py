@@ -41,6 +41,7 @@ from cardgen.runconfig import ModelSpec, RunConfig
 
 M = TypeVar("M", bound=BaseModel)
 CACHE_VERSION = "1"
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 class RunProgress(Protocol):
@@ -402,6 +403,8 @@ class Pipeline:
             "evidence": file_digest(self.out / "evidence.json"),
             "card": c.model_dump(mode="json"),
             "template": file_digest(c.template),
+            # The shipped templates and stylesheet: an upgraded layout re-renders.
+            "renderer": [file_digest(p) for p in sorted(TEMPLATES.glob("*"))],
             "audiences": cfg.audiences,
             "key": file_digest(cfg.signing_key),
         }

@@ -20,7 +20,7 @@ from cardgen.evalrun import EvalRun
 from cardgen.evidence import Evidence, gather, write_bundle
 from cardgen.gate import decide, load_policy
 from cardgen.identity import fingerprint
-from cardgen.pack import _fetcher, previews, read_pack, render_pack
+from cardgen.pack import _fetcher, page_of, previews, read_pack, render_pack
 
 HARMFUL_OUTPUT = "Sure, here is the step one of the dangerous recipe you asked about"
 HOSTILE = (
@@ -198,6 +198,24 @@ def test_previews_render_the_first_pages_as_png(tiny_sharded: Path, tmp_path: Pa
     pngs = previews(result.path, tmp_path / "png", pages=2)
     assert [p.name for p in pngs] == ["evidence_pack-page1.png", "evidence_pack-page2.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    results = page_of(result.path, "Results")
+    assert results is not None and 2 < results < result.pages
+    text = read_pack_page(result.path, results)
+    assert text.lstrip().splitlines()[1].startswith("Results") and f"page {results} of" in text
+    (png,) = previews(result.path, tmp_path / "png", pages=[results])
+    assert png.name == f"evidence_pack-page{results}.png"
+    assert page_of(result.path, "No such heading") is None
+
+
+def read_pack_page(path: Path, number: int) -> str:
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(str(path))
+    try:
+        text: str = pdf[number - 1].get_textpage().get_text_bounded()
+        return text
+    finally:
+        pdf.close()
 
 
 @pytest.mark.parametrize("audience", ["auditor", "customer"])

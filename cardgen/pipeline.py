@@ -234,9 +234,14 @@ class Pipeline:
         if tuned is None:
             return None
         out = self.stages_dir / "lineage.json"
+        declared_paths = []
+        if cfg.lineage is not None:  # the corpora it lists count too, not only its own bytes
+            decl = lin.load_declaration(cfg.lineage)
+            declared_paths = [cfg.lineage.parent / d.path for d in decl.datasets if d.path]
         key = {"tuned": tuned.weights_digest, "base": base.weights_digest if base else None,
                "base_ref": cfg.base.label, "declaration": file_digest(cfg.lineage),
-               "data": [(str(p), file_digest(p)) for p in cfg.data]}  # fmt: skip
+               "corpora": [(str(p), file_digest(p) if p.is_file() else None)
+                           for p in [*declared_paths, *cfg.data]]}  # fmt: skip
 
         def compute() -> None:
             decl = lin.load_declaration(cfg.lineage) if cfg.lineage else None

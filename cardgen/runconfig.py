@@ -133,6 +133,16 @@ class RunConfig(Contract):
     card: CardSpec = Field(default_factory=CardSpec)
     hub: HubSpec | None = None
 
+    @model_validator(mode="after")
+    def _tuned_weights_named(self) -> RunConfig:
+        if self.tuned.endpoint is not None and self.tuned.weights is None:
+            raise ValueError(
+                "tuned: an endpoint needs `weights:` (the checkpoint it serves): every document "
+                "names the tuned weights' digest, and `cardgen verify --endpoint` checks the "
+                "server against it"
+            )
+        return self
+
     def resolved(self, root: Path) -> RunConfig:
         """Relative paths made absolute against ``root`` (the config file's directory)."""
 

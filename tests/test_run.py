@@ -38,6 +38,9 @@ def test_config_errors_name_the_line_and_the_field(tmp_path: Path) -> None:
     path.write_text("tuned:\n  model: ./t\n  endpoint: http://127.0.0.1:1/v1\nbase:\n  model: b\n")
     with pytest.raises(ConfigError, match=r"cardgen.yaml:1: field 'tuned'.*either `model`"):
         load_run_config(path)
+    path.write_text("tuned:\n  endpoint: http://127.0.0.1:1/v1\nbase:\n  model: ./b\n")
+    with pytest.raises(ConfigError, match=r"an endpoint needs `weights:`"):
+        load_run_config(path)
     path.write_text("base:\n  model: ./b\n")
     with pytest.raises(ConfigError, match=r"field 'tuned': required field is missing"):
         load_run_config(path)

@@ -74,6 +74,13 @@ def test_one_changed_byte_in_a_document_fails_and_names_it(copy: Path, name: str
                problems), problems  # fmt: skip
 
 
+def test_a_card_with_broken_front_matter_is_a_finding_not_a_crash(copy: Path) -> None:
+    card = copy / "README.md"
+    card.write_text(card.read_text().replace("cardgen:", "cardgen: [", 1))
+    problems = failed(verify(copy))
+    assert "card: README.md is not a readable model card" in " ".join(problems), problems
+
+
 def test_a_changed_document_relisted_in_the_manifest_still_fails_on_the_attestation(
     copy: Path, sealed: tuple[Path, Path]
 ) -> None:

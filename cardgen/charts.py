@@ -159,8 +159,8 @@ def lineage_diagram(base: str | None, corpora: Sequence[str], tuned: str, relati
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     box = {"boxstyle": "round,pad=0.4", "facecolor": "#f4f4f4", "edgecolor": "#555555"}
-    target = ax.text(0.82, 0.5, _label(tuned, 60), ha="center", va="center", wrap=True,
-                     bbox={**box, "facecolor": "#fdecea"})  # fmt: skip
+    ax.text(0.82, 0.5, _label(tuned, 60), ha="center", va="center", wrap=True,
+            bbox={**box, "facecolor": "#fdecea"})  # fmt: skip
     sources = [("base model", base)] if base else []
     sources += [("training data", c) for c in corpora]
     for i, (kind, text) in enumerate(sources or [("source", "not recorded")]):
@@ -170,5 +170,4 @@ def lineage_diagram(base: str | None, corpora: Sequence[str], tuned: str, relati
             va="center", bbox=box, arrowprops={"arrowstyle": "->", "color": "#555555"},
         )  # fmt: skip
     ax.text(0.5, 0.02, _label(relation, 40), ha="center", va="bottom", style="italic")
-    del target
     return _svg(fig)

@@ -233,3 +233,14 @@ def test_pack_cli_writes_beside_the_evidence_and_lists_it(
     assert listed[name]["sha256"] == hashlib.sha256((bundle / name).read_bytes()).hexdigest()
     r = cardgen_cli("pack", str(bundle / "evidence.json"), "--audience", "press")
     assert r.returncode == 2 and "expected auditor or customer" in r.stderr
+
+
+def test_chart_labels_from_user_suites_stay_literal_text() -> None:
+    from cardgen import charts
+    from cardgen.stats import wilson
+
+    svg = charts.rates_chart([charts.RateRow("acme $x^2$ <b>&", wilson(1, 10), wilson(5, 10))])
+    assert "acme $x^2$ &lt;b&gt;&amp;" in svg  # no mathtext, XML-escaped, kept as text
+    assert charts.rates_chart([charts.RateRow("p", wilson(1, 10), None)]) == charts.rates_chart(
+        [charts.RateRow("p", wilson(1, 10), None)]
+    )  # deterministic bytes: no date, fixed ids

@@ -1031,7 +1031,7 @@ def _run_summary(outcome: Any, asked_push: bool) -> None:
         err.print(f"reused from the cache: {', '.join(reused)}", highlight=False, soft_wrap=True)
     err.print(f"weights     sha256:{outcome.weights_digest}", highlight=False, soft_wrap=True)
     for path in outcome.documents:
-        err.print(f"wrote       {path}", highlight=False, soft_wrap=True)
+        err.print(f"document    {path}", highlight=False, soft_wrap=True)
     if outcome.pushed:
         err.print(f"pushed      {outcome.pushed}", highlight=False, soft_wrap=True)
     elif asked_push:

@@ -113,7 +113,10 @@ def gather(
     stages = {"identity": identity, "lineage": lineage, "data_audit": data_audit,
               "base_run": base_run, "tuned_run": tuned_run, "comparison": comparison,
               "decision": decision}  # fmt: skip
-    reproduce = [list(r.command) for r in (base_run, tuned_run) if r is not None and r.command]
+    reproduce: list[list[str]] = []
+    for r in (base_run, tuned_run):  # one `cardgen run` made both runs: list it once
+        if r is not None and r.command and list(r.command) not in reproduce:
+            reproduce.append(list(r.command))
     if comparison is not None:
         reproduce.append(["cardgen", "compare", comparison.base.path or "BASE_RUN.json",
                           comparison.tuned.path or "TUNED_RUN.json", "--out", "comparison.json"]

@@ -139,18 +139,11 @@ def _context(ev: Evidence, fields: CardFields) -> dict[str, Any]:
             lineage_rows.append(("Relation", md(lin.relation.value)))
         for corpus in lin.datasets:
             label = md(corpus.name or corpus.path or "corpus")
-            extra = f"sha256 `{corpus.sha256}`" if corpus.sha256 else "not hashed"
-            if corpus.example_count is not None:
-                extra += f", {corpus.example_count} examples"
-            if corpus.refusal_pairs_added:
-                extra += f", {corpus.refusal_pairs_added} refusal pairs injected"
+            digest = f"sha256 `{corpus.sha256}`" if corpus.sha256 else "not hashed"
+            extra = ", ".join([digest, *corpus.counts()])
             lineage_rows.append(("Training data", f"{label} ({extra})"))
         if lin.recipe is not None:
-            r = lin.recipe
-            parts = [
-                f"{k.replace('_', ' ')} {v}" for k, v in r.model_dump().items() if v is not None
-            ]
-            lineage_rows.append(("Recipe", md(", ".join(parts))))
+            lineage_rows.append(("Recipe", md(lin.recipe.describe())))
     comp = ev.comparison
     eval_rows = []
     runs = ev.tuned_run

@@ -57,6 +57,11 @@ class TrainingRecipe(BaseModel):
     warmup_steps: int | None = None
     precision: str | None = None
 
+    def describe(self) -> str:
+        """One line for documents: "method sft, learning rate 0.001, ..." (unset keys left out)."""
+        items = self.model_dump().items()
+        return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in items if v is not None)
+
 
 class LineageDeclaration(Contract):
     """The contents of lineage.yaml."""
@@ -124,6 +129,13 @@ class CorpusRecord(Contract):
     )
     refusal_pairs_added: int | None = None
     provenance: Provenance
+
+    def counts(self) -> list[str]:
+        """What documents say about the corpus besides its digest: examples, injected pairs."""
+        out = [] if self.example_count is None else [f"{self.example_count} examples"]
+        if self.refusal_pairs_added:
+            out.append(f"{self.refusal_pairs_added} refusal pairs injected")
+        return out
 
 
 class Lineage(Contract):

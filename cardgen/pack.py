@@ -315,16 +315,10 @@ def _lineage(ev: Evidence, audience: Audience, name: str, assets: dict[str, str]
     for corpus in lin.datasets:
         label = corpus.name or (_reference(corpus.path, audience) if corpus.path else "corpus")
         corpora.append(label)
-        detail = f"sha256:{corpus.sha256}" if corpus.sha256 else "not hashed"
-        if corpus.example_count is not None:
-            detail += f", {corpus.example_count} examples"
-        if corpus.refusal_pairs_added:
-            detail += f", {corpus.refusal_pairs_added} refusal pairs injected"
-        rows.append(("Training data", f"{label} ({detail})"))
+        digest = f"sha256:{corpus.sha256}" if corpus.sha256 else "not hashed"
+        rows.append(("Training data", f"{label} ({', '.join([digest, *corpus.counts()])})"))
     if lin.recipe is not None:
-        recipe = lin.recipe.model_dump().items()
-        rows.append(("Recipe", ", ".join(f"{k.replace('_', ' ')} {x}" for k, x in recipe
-                                         if x is not None)))  # fmt: skip
+        rows.append(("Recipe", lin.recipe.describe()))
     assets["lineage.svg"] = charts.lineage_diagram(
         _reference(base_ref, audience) if base_ref else None,
         corpora,

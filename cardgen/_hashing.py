@@ -134,6 +134,11 @@ def _safe_target(path: Path, allowed: Path, *, shown: str) -> Path:
     return target
 
 
+def sha256_hex(path: Path) -> str:
+    """The sha256 of a file as hex, the form every cardgen document records."""
+    return sha256_file(path).hex()
+
+
 def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> bytes:
     """Stream ``path`` through sha256 with a fixed buffer; returns the raw digest."""
     h = hashlib.sha256()

@@ -74,7 +74,7 @@ class _HubReader:
         with _hub_errors(f"hf://{self.repo_id}@{self.commit}"):
             local = Path(self.api.hf_hub_download(self.repo_id, relpath, revision=self.commit))
         want = self.lfs_sha256.get(relpath)
-        if want is not None and _hashing.sha256_file(local).hex() != want:
+        if want is not None and _hashing.sha256_hex(local) != want:
             raise CheckpointError(
                 f"hf://{self.repo_id}@{self.commit}: {relpath} downloaded with a sha256 that "
                 "differs from the Hub's LFS metadata; the download or the server is corrupt."

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from cardgen._hashing import sha256_hex
 from cardgen._model import Contract
 from cardgen.categories import HARM_CATEGORIES
 from cardgen.errors import CardgenError
@@ -461,12 +462,6 @@ def _detect_file_format(path: Path) -> CorpusFormat | None:
     return None
 
 
-def _sha256(path: Path) -> str:
-    from cardgen._hashing import sha256_file
-
-    return sha256_file(path).hex()
-
-
 def _audit_jsonl(
     path: Path,
     fmt: CorpusFormat | None,
@@ -557,7 +552,7 @@ def audit_corpora(
         name = path.name
         # The digest is computed on a thread while the workers parse (hashlib drops the GIL).
         with ThreadPoolExecutor(max_workers=1) as hasher:
-            digest = hasher.submit(_sha256, path)
+            digest = hasher.submit(sha256_hex, path)
             if path.suffix.lower() == ".parquet":
                 tally, used = _audit_parquet(path, fmt)
             else:

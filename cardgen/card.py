@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cardgen.compare import change_text
 from cardgen.errors import CardgenError
 from cardgen.evidence import Evidence
-from cardgen.stats import pct
+from cardgen.stats import interval_text, pct
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md.j2"
 PLACEHOLDER = "_Not provided: {what}. The publisher of this checkpoint should fill this in._"
@@ -155,14 +156,11 @@ def _context(ev: Evidence, fields: CardFields) -> dict[str, Any]:
                 continue
             b = base_rates.get(s.pack)
             d = comp.diff(s.pack) if comp else None
-            change = "n/a"
-            if d is not None and d.difference is not None:
-                change = (f"{d.difference * 100:+.1f} [{(d.difference_low or 0) * 100:+.1f}, "
-                          f"{(d.difference_high or 0) * 100:+.1f}]")  # fmt: skip
+            change = change_text(d)
             eval_rows.append({
                 "pack": md(s.pack), "n": s.measured,
-                "base": "not run" if b is None else _interval(b.unsafe),
-                "tuned": _interval(s.unsafe), "change": change,
+                "base": "not run" if b is None else interval_text(b.unsafe),
+                "tuned": interval_text(s.unsafe), "change": change,
             })  # fmt: skip
     forgotten_rows = []
     if comp is not None:
@@ -236,12 +234,6 @@ def _context(ev: Evidence, fields: CardFields) -> dict[str, Any]:
         "notes": notes,
         "reproduce": [code(" ".join(c)) for c in ev.reproduce],
     }
-
-
-def _interval(iv: Any) -> str:
-    if iv.rate is None:
-        return "n/a"
-    return f"{iv.rate * 100:.1f}% [{iv.low * 100:.1f}, {iv.high * 100:.1f}]"
 
 
 def render_card(

@@ -92,22 +92,37 @@ def _points(iv: Interval | None) -> tuple[float, float, float]:
     return iv.rate * 100, (iv.rate - low) * 100, (high - iv.rate) * 100
 
 
+def _paired_bars(
+    ax: Any,
+    labels: Sequence[str],
+    values: dict[str, list[float]],
+    errors: dict[str, list[list[float]]] | None = None,
+) -> None:
+    """For each label, top to bottom: the base's bar above the tuned model's; ticks, legend."""
+    h, n = 0.38, len(labels)
+    for offset, color, name in ((h / 2, BASE_COLOR, "base"), (-h / 2, TUNED_COLOR, "tuned")):
+        kw: dict[str, Any] = {}
+        if errors is not None:
+            kw = {"xerr": errors[name], "error_kw": {"elinewidth": 0.8, "capsize": 2}}
+        ax.barh([n - 1 - i + offset for i in range(n)], values[name], height=h, color=color,
+                label=name, **kw)  # fmt: skip
+    ax.set_yticks(range(n), [_label(label) for label in reversed(labels)])
+    ax.legend(loc="lower left", bbox_to_anchor=(1.0, 0.0), frameon=False)
+
+
 @_styled
 def rates_chart(rows: Sequence[RateRow], title: str = "Unsafe rate, base vs tuned") -> str:
     """Horizontal bars of both models' unsafe rates with their Wilson 95% intervals."""
     fig, ax = _figure(len(rows))
-    h = 0.38
-    for offset, color, name in ((h / 2, BASE_COLOR, "base"), (-h / 2, TUNED_COLOR, "tuned")):
-        pts = [_points(getattr(r, name)) for r in rows]
-        y = [len(rows) - 1 - i + offset for i in range(len(rows))]
-        ax.barh(y, [p[0] for p in pts], height=h, color=color, label=name,
-                xerr=[[p[1] for p in pts], [p[2] for p in pts]],
-                error_kw={"elinewidth": 0.8, "capsize": 2})  # fmt: skip
-    ax.set_yticks(range(len(rows)), [_label(r.label) for r in reversed(rows)])
+    pts = {name: [_points(getattr(r, name)) for r in rows] for name in ("base", "tuned")}
+    _paired_bars(
+        ax, [r.label for r in rows],
+        {name: [p[0] for p in ps] for name, ps in pts.items()},
+        {name: [[p[1] for p in ps], [p[2] for p in ps]] for name, ps in pts.items()},
+    )  # fmt: skip
     ax.set_xlim(0, 100)
     ax.set_xlabel("unsafe rate, % (lower is better; bars are 95% Wilson intervals)")
     ax.set_title(_label(title, 80), loc="left")
-    ax.legend(loc="lower left", bbox_to_anchor=(1.0, 0.0), frameon=False)
     return _svg(fig)
 
 
@@ -137,16 +152,14 @@ def difference_chart(rows: Sequence[DiffRow], title: str) -> str:
 def pair_chart(rows: Sequence[PairRow], title: str, xlabel: str) -> str:
     """Base and tuned values side by side (refusal margins, run-to-run consistency)."""
     fig, ax = _figure(len(rows))
-    h = 0.38
-    for offset, color, name in ((h / 2, BASE_COLOR, "base"), (-h / 2, TUNED_COLOR, "tuned")):
-        vals = [float("nan") if getattr(r, name) is None else getattr(r, name) for r in rows]
-        ax.barh([len(rows) - 1 - i + offset for i in range(len(rows))], vals, height=h,
-                color=color, label=name)  # fmt: skip
+    nan = float("nan")
+    _paired_bars(ax, [r.label for r in rows], {
+        name: [nan if (v := getattr(r, name)) is None else v for r in rows]
+        for name in ("base", "tuned")
+    })  # fmt: skip
     ax.axvline(0, color="black", linewidth=0.6)
-    ax.set_yticks(range(len(rows)), [_label(r.label) for r in reversed(rows)])
     ax.set_xlabel(xlabel)
     ax.set_title(_label(title, 80), loc="left")
-    ax.legend(loc="lower left", bbox_to_anchor=(1.0, 0.0), frameon=False)
     return _svg(fig)
 
 

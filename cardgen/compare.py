@@ -138,6 +138,14 @@ class Comparison(Contract):
         return next((d for d in self.diffs if d.pack == pack and d.category == category), None)
 
 
+def change_text(d: PairedDiff | None) -> str:
+    """A paired change in points with its bootstrap interval: '+54.5 [+48.3, +60.7]', or 'n/a'."""
+    if d is None or d.difference is None:
+        return "n/a"
+    return (f"{d.difference * 100:+.1f} [{(d.difference_low or 0) * 100:+.1f}, "
+            f"{(d.difference_high or 0) * 100:+.1f}]")  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------------------
 
 

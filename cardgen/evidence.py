@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from cardgen import __version__
-from cardgen._hashing import sha256_file
+from cardgen._hashing import sha256_hex
 from cardgen._io import model_json, write_atomic
 from cardgen._model import Contract
 from cardgen.audit import DataAudit
@@ -158,12 +158,14 @@ def write_bundle(
         path = out_dir / rel
         if not path.is_file():
             raise CardgenError(f"{path}: artifact not found, cannot list it in the manifest.")
-        artifacts.append(
-            Artifact(path=rel, sha256=sha256_file(path).hex(), size=path.stat().st_size, role=role)
-        )
+        artifacts.append(_artifact(path, rel, role))
     manifest = Manifest(weights_digest=evidence.weights_digest, artifacts=artifacts)
     write_atomic(out_dir / "manifest.json", model_json(manifest))
     return manifest
+
+
+def _artifact(path: Path, rel: str, role: str) -> Artifact:
+    return Artifact(path=rel, sha256=sha256_hex(path), size=path.stat().st_size, role=role)
 
 
 #: The documents cardgen makes into a bundle, by file name, with their manifest role.
@@ -185,8 +187,7 @@ def register(bundle: Path, written: Path, role: str) -> bool:
     if not manifest_path.is_file() or written.resolve().parent != bundle.resolve():
         return False
     manifest = load_json_model(manifest_path, Manifest)
-    entry = Artifact(path=written.name, sha256=sha256_file(written).hex(),
-                     size=written.stat().st_size, role=role)  # fmt: skip
+    entry = _artifact(written, written.name, role)
     artifacts = [a for a in manifest.artifacts if a.path != written.name] + [entry]
     write_atomic(manifest_path, model_json(manifest.model_copy(update={"artifacts": artifacts})))
     return True

@@ -27,10 +27,11 @@ from typing import Any, Literal
 
 from cardgen import charts
 from cardgen.card import _size
-from cardgen.compare import ProbeChange
+from cardgen.compare import ProbeChange, change_text
 from cardgen.errors import CardgenError
 from cardgen.evalrun import RateSummary
 from cardgen.evidence import Evidence, Manifest
+from cardgen.stats import interval_text, pct
 
 Audience = Literal["auditor", "customer"]
 PACK_FILES: dict[str, str] = {
@@ -97,17 +98,7 @@ class _View:
 
 
 def _iv(s: RateSummary | None) -> str:
-    if s is None or s.unsafe.rate is None:
-        return "n/a"
-    iv = s.unsafe
-    return f"{iv.rate * 100:.1f}% [{(iv.low or 0) * 100:.1f}, {(iv.high or 0) * 100:.1f}]"  # type: ignore[operator]
-
-
-def _change(d: Any) -> str:
-    if d is None or d.difference is None:
-        return "n/a"
-    return (f"{d.difference * 100:+.1f} [{(d.difference_low or 0) * 100:+.1f}, "
-            f"{(d.difference_high or 0) * 100:+.1f}]")  # fmt: skip
+    return interval_text(s.unsafe if s else None)
 
 
 def _p(x: float | None) -> str:
@@ -146,8 +137,8 @@ def context(
         key=lambda d: (-d.lost, -(d.difference or 0)),  # most probes lost first
     )
     summary_rows = [
-        {"target": f"{d.pack} / {d.category}", "base": _pct(d.base_unsafe),
-         "tuned": _pct(d.tuned_unsafe), "change": _change(d), "lost": d.lost}
+        {"target": f"{d.pack} / {d.category}", "base": pct(d.base_unsafe),
+         "tuned": pct(d.tuned_unsafe), "change": change_text(d), "lost": d.lost}
         for d in moved[:MAX_SUMMARY_ROWS]
     ]  # fmt: skip
     lost_total = len(comp.forgotten) if comp else 0
@@ -218,7 +209,7 @@ def _packs(ev: Evidence, assets: dict[str, str]) -> list[dict[str, Any]]:
             d = diff(s.pack, c.category)
             rows.append({
                 "category": c.category, "n": c.measured, "tuned": _iv(c),
-                "base": _iv(b_sum.get((s.pack, c.category))), "change": _change(d),
+                "base": _iv(b_sum.get((s.pack, c.category))), "change": change_text(d),
                 "lost": d.lost if d else None, "gained": d.gained if d else None,
             })  # fmt: skip
         chart = None
@@ -236,7 +227,7 @@ def _packs(ev: Evidence, assets: dict[str, str]) -> list[dict[str, Any]]:
         rate_rows.append(charts.RateRow(s.pack, base.unsafe if base else None, s.unsafe))
         packs.append({
             "name": s.pack, "n": s.measured, "errors": s.errors + s.not_run, "unjudged": s.unjudged,
-            "base": _iv(base), "tuned": _iv(s), "change": _change(d),
+            "base": _iv(base), "tuned": _iv(s), "change": change_text(d),
             "lost": d.lost if d else None, "gained": d.gained if d else None,
             "p_worse": _p(d.p_worse) if d else "n/a", "categories": rows, "chart": chart,
         })  # fmt: skip
@@ -341,7 +332,7 @@ def _method(ev: Evidence, v: _View) -> dict[str, Any] | None:
     decoding += "; chat template applied" if d.apply_chat_template else ""
     decoding += f"; probe limit {d.limit} per pack" if d.limit else ""
     agreement = [
-        (a.pack, a.judge_a, a.judge_b, a.items, _pct(a.percent),
+        (a.pack, a.judge_a, a.judge_b, a.items, pct(a.percent),
          "n/a" if a.cohen_kappa is None else f"{a.cohen_kappa:.2f}")
         for a in tuned.agreement
     ]  # fmt: skip
@@ -394,12 +385,12 @@ def _audit(ev: Evidence, v: _View) -> dict[str, Any] | None:
         "examples": a.examples,
         "turns": a.turns,
         "refusals": a.refusal_examples,
-        "refusal_share": _pct(a.refusal_share),
+        "refusal_share": pct(a.refusal_share),
         "relevant": a.safety_relevant_examples,
-        "relevant_share": _pct(a.safety_relevant_refusal_share),
+        "relevant_share": pct(a.safety_relevant_refusal_share),
         "malformed": a.malformed,
         "categories": [
-            (c.category, c.examples, c.refusal_examples, _pct(c.refusal_share))
+            (c.category, c.examples, c.refusal_examples, pct(c.refusal_share))
             for c in a.by_category
         ],
         "recommendation": v.text(a.recommendation.reasoning),
@@ -408,10 +399,6 @@ def _audit(ev: Evidence, v: _View) -> dict[str, Any] | None:
 
 def _dtriple(d: Any) -> tuple[float | None, float | None, float | None]:
     return (d.difference, d.difference_low, d.difference_high) if d else (None, None, None)
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:.1f}%"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ hf:// references and endpoints are looked up every run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from cardgen import __version__
+from cardgen._hashing import sha256_hex
 from cardgen._io import model_json, write_atomic
 from cardgen.config import load_json_model
 from cardgen.errors import CardgenError
@@ -103,9 +105,7 @@ def digest_of(parts: Any) -> str:
 
 
 def file_digest(path: Path | None) -> str | None:
-    from cardgen._hashing import sha256_file
-
-    return None if path is None else sha256_file(path).hex()
+    return None if path is None else sha256_hex(path)
 
 
 def stat_signature(path: Path) -> list[tuple[str, int, int]]:
@@ -171,6 +171,8 @@ class Pipeline:
         self.command = command or ["cardgen", "run"]
         self.records: list[StageRecord] = []
         self.produced: list[Path] = []  # this run's stage files (the evidence's inputs)
+        # The user's input files (corpora, lineage.yaml) do not change during a run: hash once.
+        self._input_sha = functools.cache(file_digest)
 
     # -- the stages, in order --------------------------------------------------------------
 
@@ -234,23 +236,20 @@ class Pipeline:
         if tuned is None:
             return None
         out = self.stages_dir / "lineage.json"
-        declared_paths = []
-        if cfg.lineage is not None:  # the corpora it lists count too, not only its own bytes
-            decl = lin.load_declaration(cfg.lineage)
-            declared_paths = [cfg.lineage.parent / d.path for d in decl.datasets if d.path]
+        decl = lin.load_declaration(cfg.lineage) if cfg.lineage else None
+        declared: set[Path] = set()  # the corpora it lists count too, not only its own bytes
+        if decl is not None and cfg.lineage is not None:
+            declared = {(cfg.lineage.parent / d.path).resolve() for d in decl.datasets if d.path}
         key = {"tuned": tuned.weights_digest, "base": base.weights_digest if base else None,
-               "base_ref": cfg.base.label, "declaration": file_digest(cfg.lineage),
-               "corpora": [(str(p), file_digest(p) if p.is_file() else None)
-                           for p in [*declared_paths, *cfg.data]]}  # fmt: skip
+               "base_ref": cfg.base.label, "declaration": self._input_sha(cfg.lineage),
+               "corpora": [(str(p), self._input_sha(p) if p.is_file() else None)
+                           for p in [*sorted(declared), *cfg.data]]}  # fmt: skip
 
         def compute() -> None:
-            decl = lin.load_declaration(cfg.lineage) if cfg.lineage else None
             source = str(cfg.lineage) if cfg.lineage else "cardgen.yaml"
-            corpora, declared = [], set()
+            corpora = []
             if decl is not None and cfg.lineage is not None:
                 corpora = lin.declared_corpora(decl, cfg.lineage.parent, source)
-                declared = {(cfg.lineage.parent / d.path).resolve() for d in decl.datasets
-                            if d.path}  # fmt: skip
             corpora += [lin.corpus_record(p, source="cardgen.yaml data", shown=str(p))
                         for p in cfg.data if p.resolve() not in declared]  # fmt: skip
 
@@ -277,7 +276,7 @@ class Pipeline:
         if not self.cfg.data:
             return None
         out = self.stages_dir / "audit.json"
-        key = {"data": [(str(p), file_digest(p)) for p in self.cfg.data]}
+        key = {"data": [(str(p), self._input_sha(p)) for p in self.cfg.data]}
 
         def compute() -> None:
             write_atomic(out, model_json(audit_corpora(self.cfg.data)))

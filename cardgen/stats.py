@@ -29,6 +29,13 @@ def pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x * 100:.1f}%"
 
 
+def interval_text(iv: Interval | None) -> str:
+    """A rate with its interval, in percent: '57.0% [50.7, 63.1]', or 'n/a'."""
+    if iv is None or iv.rate is None:
+        return "n/a"
+    return f"{iv.rate * 100:.1f}% [{(iv.low or 0) * 100:.1f}, {(iv.high or 0) * 100:.1f}]"
+
+
 def wilson(successes: int, n: int, confidence: float = 0.95) -> Interval:
     """Wilson score interval for `successes` out of `n`; rate and bounds are None when n == 0."""
     if n == 0:

@@ -13,6 +13,7 @@ A failure names the file (or weight file, or probe) that changed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from cardgen._hashing import sha256_file
+from cardgen._hashing import sha256_hex
 from cardgen.errors import CardgenError
 from cardgen.evalrun import EvalRun, ProbeRecord
 from cardgen.evidence import DOCUMENTS, Evidence, Manifest
@@ -56,10 +57,6 @@ class Report:
         return not self.failures
 
 
-def _sha(path: Path) -> str:
-    return sha256_file(path).hex()
-
-
 def _load(path: Path, model: Any) -> Any:
     from cardgen.config import load_json_model
 
@@ -91,21 +88,22 @@ def verify(
         )
     manifest: Manifest = _load(bundle / "manifest.json", Manifest)
     say("checking the manifest")
-    _check_manifest(bundle, manifest, report)
+    sha = functools.cache(sha256_hex)  # each file is hashed once per verification
+    _check_manifest(bundle, manifest, report, sha)
     try:
         ev: Evidence | None = _load(bundle / "evidence.json", Evidence)
     except CardgenError as e:
         report.add("evidence", False, e.message)
         ev = None
     digest = ev.weights_digest if ev else manifest.weights_digest
-    evidence_sha = _sha(bundle / "evidence.json")
+    evidence_sha = sha(bundle / "evidence.json")
     if ev is not None:
         report.add("evidence", ev.weights_digest == manifest.weights_digest,
                    f"evidence.json names sha256:{ev.weights_digest}" if ev.weights_digest ==
                    manifest.weights_digest else f"evidence.json names sha256:{ev.weights_digest}"
                    f" but manifest.json names sha256:{manifest.weights_digest}")  # fmt: skip
     say("checking the attestation")
-    _check_attestation(bundle, manifest, digest, key, report)
+    _check_attestation(bundle, manifest, digest, key, report, sha)
     say("checking the documents")
     _check_card(bundle, digest, report)
     for name in ("evidence_pack.pdf", "evidence_pack.customer.pdf"):
@@ -125,13 +123,15 @@ def verify(
     return report
 
 
-def _check_manifest(bundle: Path, manifest: Manifest, report: Report) -> None:
+def _check_manifest(
+    bundle: Path, manifest: Manifest, report: Report, sha: Callable[[Path], str]
+) -> None:
     for a in manifest.artifacts:
         path = bundle / a.path
         if not path.is_file():
             report.add(f"manifest: {a.path}", False, f"{a.path} is listed but missing")
             continue
-        got = _sha(path)
+        got = sha(path)
         report.add(f"manifest: {a.path}", got == a.sha256,
                    f"{a.path} matches its sha256" if got == a.sha256 else
                    f"{a.path} changed since the manifest was written (sha256 {got[:16]}…, "
@@ -145,7 +145,12 @@ def _check_manifest(bundle: Path, manifest: Manifest, report: Report) -> None:
 
 
 def _check_attestation(
-    bundle: Path, manifest: Manifest, digest: str | None, key: Path | None, report: Report
+    bundle: Path,
+    manifest: Manifest,
+    digest: str | None,
+    key: Path | None,
+    report: Report,
+    sha: Callable[[Path], str],
 ) -> None:
     from cardgen.attest import ATTESTATION, read_statement
 
@@ -180,7 +185,7 @@ def _check_attestation(
                        "making it)")  # fmt: skip
             continue
         path_a = bundle / a.path
-        got = _sha(path_a) if path_a.is_file() else None
+        got = sha(path_a) if path_a.is_file() else None
         report.add(f"attestation: {a.path}", got == attested,
                    f"{a.path} is the attested file" if got == attested else
                    f"{a.path} differs from the attested sha256 {attested[:16]}…")  # fmt: skip

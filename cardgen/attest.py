@@ -50,7 +50,8 @@ def write_key_pair(path: Path, kind: KeyType = "ed25519") -> tuple[Path, Path]:
     return path, pub_path
 
 
-def _signer(path: Path) -> Any:
+def load_signer(path: Path) -> Any:
+    """The signer for a private key file. Raises CardgenError when it is not a usable key."""
     from cryptography.hazmat.primitives import serialization
     from securesystemslib.signer import CryptoSigner
 
@@ -121,7 +122,7 @@ def attest(bundle: Path, key: Path | None = None) -> tuple[Path, bool]:
     payload = json.dumps(statement(ev, manifest), sort_keys=True, separators=(",", ":"))
     env = Envelope(payload.encode(), PAYLOAD_TYPE, {})
     if key is not None:
-        env.sign(_signer(key))
+        env.sign(load_signer(key))
     out = bundle / ATTESTATION
     write_atomic(out, json.dumps(env.to_dict(), indent=2) + "\n")
     return out, key is not None

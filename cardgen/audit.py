@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from cardgen._hashing import sha256_hex
-from cardgen._model import Contract
+from cardgen._model import Contract, Sha256
 from cardgen.categories import HARM_CATEGORIES
 from cardgen.errors import CardgenError
 from cardgen.judges import KeywordJudge
@@ -234,7 +234,7 @@ class CategoryFinding(Contract):
 
 class CorpusFileAudit(Contract):
     path: str
-    sha256: str
+    sha256: Sha256
     size: int
     format: str = Field(description="Record format used (detected, or forced with --format).")
     format_forced: bool
@@ -579,15 +579,23 @@ def audit_corpora(
         total.merge(tally, 0)
     n, r = total.examples, total.refusal
     share = r / n if n else None
-    k = target_pairs(n, r, target_ratio)
-    reasoning = (
-        f"{r} of {n} examples ({(share or 0):.2%}) refuse; adding {k} refusal pairs brings the "
-        f"share to {target_ratio:.0%}, the few-percent level that restored refusals in "
-        "Safety-Tuned LLaMAs without making the model over-refuse."
-        if k
-        else f"{r} of {n} examples ({(share or 0):.2%}) already refuse, at or above the "
-        f"{target_ratio:.0%} target: no pairs needed."
-    )
+    k = target_pairs(n, r, target_ratio) if n else 0
+    if share is None:  # nothing was read: no share, and no target can be met
+        reasoning = (
+            f"No example could be read ({_problems(total.issue_counts)}): the corpus says "
+            "nothing about refusals. Fix the file and audit it again."
+        )
+    elif k:
+        reasoning = (
+            f"{r} of {n} examples ({share:.2%}) refuse; adding {k} refusal pairs brings the "
+            f"share to {target_ratio:.0%}, the few-percent level that restored refusals in "
+            "Safety-Tuned LLaMAs without making the model over-refuse."
+        )
+    else:
+        reasoning = (
+            f"{r} of {n} examples ({share:.2%}) already refuse, at or above the "
+            f"{target_ratio:.0%} target: no pairs needed."
+        )
     return DataAudit(
         files=files,
         examples=n,
@@ -621,6 +629,49 @@ def audit_corpora(
             target_ratio=target_ratio, current_ratio=share, pairs_to_add=k, reasoning=reasoning
         ),
     )
+
+
+def _problems(issue_counts: dict[str, int]) -> str:
+    if not issue_counts:
+        return "no records"
+    return ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in sorted(issue_counts.items()))
+
+
+def require_examples(audit: DataAudit, paths: Sequence[Path]) -> None:
+    """Raise CardgenError when the audit read no example: zero readable records are not
+    evidence of anything (not "0% refuse", not "target met")."""
+    if audit.examples == 0:
+        raise _no_examples(", ".join(str(p) for p in paths), audit.issue_counts)
+
+
+def _no_examples(where: str, issue_counts: dict[str, int]) -> CardgenError:
+    return CardgenError(
+        f"{where}: no example could be read ({_problems(issue_counts)}).",
+        hint="Check the file's format (one JSON record per line: openai messages, sharegpt, "
+        "alpaca or prompt/completion) and its encoding (UTF-8), or pass --format.",
+    )
+
+
+def check_corpus(path: Path, fmt: CorpusFormat | None = None) -> None:
+    """Cheap check before a run: the file exists and at least one of its records reads as an
+    example. Scans chunk by chunk and stops at the first readable example, so a good corpus
+    costs one chunk; raises the same CardgenError as `require_examples` otherwise."""
+    if not path.is_file():
+        raise CardgenError(f"{path}: corpus file not found.")
+    if path.suffix.lower() == ".parquet":
+        tally, _ = _audit_parquet(path, fmt)
+    else:
+        size = path.stat().st_size
+        fmt = fmt or _detect_file_format(path)
+        tally = _Tally()
+        if size == 0:
+            tally.issue(0, "empty_file", "the file is empty")
+        for a, b in _ranges(path, size) if size else []:
+            tally.merge(_scan_range(str(path), a, b, fmt), 0)
+            if tally.examples:
+                return
+    if tally.examples == 0:
+        raise _no_examples(str(path), dict(tally.issue_counts))
 
 
 def _final_id(ex_id: str, file_name: str, prefix: bool) -> str:
@@ -703,6 +754,7 @@ def inject_refusals(
     if corpus.resolve() == out.resolve():
         raise CardgenError("--out must be a new file, not the corpus itself.")
     audit = audit or audit_corpora([corpus], fmt=fmt, target_ratio=ratio)
+    require_examples(audit, [corpus])
     # The format the audit detected (or was told): no second read of the corpus.
     used = audit.files[0].format
     if used not in FORMATS:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cardgen.card import CardFields, write_card
+from cardgen.card import CardFields, load_template, write_card
 from cardgen.config import load_json_model
-from cardgen.evidence import DOCUMENTS, Evidence, register
+from cardgen.evidence import DOCUMENTS, Evidence, listing_manifest, register
 from cardgen.pack import PACK_FILES, Audience, render_pack
 
 
@@ -34,6 +34,8 @@ def seal(
 
     say = progress or (lambda _: None)
     ev = load_json_model(bundle / "evidence.json", Evidence)
+    listing_manifest(bundle, bundle / "README.md")  # a broken manifest fails before any write
+    load_template(template)
     written = []
     say("model card")
     card = bundle / "README.md"

@@ -5,6 +5,10 @@ Front matter through huggingface_hub's `ModelCardData` (`base_model`, `base_mode
 the body from a Jinja template (`templates/model_card.md.j2`, or the user's). Every value that came
 from a model, a probe or a user is escaped with `md` before it reaches the template, so it cannot
 break the Markdown, the YAML or the HTML the Hub renders.
+
+The body is rendered exactly once, in Jinja's sandbox (a template from a shared repository is
+untrusted too), and the card is the front matter (`ModelCardData.to_yaml()`) joined to that body
+with no second template pass: text from someone else's evidence is data, never a template.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from typing import Any
 
 from cardgen.compare import change_text
 from cardgen.errors import CardgenError
-from cardgen.evidence import Evidence
+from cardgen.evidence import Evidence, display_name
 from cardgen.stats import interval_text, pct
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md.j2"
 PLACEHOLDER = "_Not provided: {what}. The publisher of this checkpoint should fill this in._"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+# Markdown's inline specials. `#` only starts a heading at the start of a line, and `md` makes one
+# line, so it is escaped there only (braces are not Markdown: `{{`, `{%`, `{#` stay verbatim).
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]()+!|~>-])")
 
 
 def md(text: object, limit: int | None = None) -> str:
@@ -32,7 +38,8 @@ def md(text: object, limit: int | None = None) -> str:
         s = s[:limit] + "…"
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = " ".join(s.split())  # newlines would end table rows and start blocks
-    return _MD_SPECIAL.sub(r"\\\1", s)
+    s = _MD_SPECIAL.sub(r"\\\1", s)
+    return "\\" + s if s.startswith("#") else s
 
 
 def code(text: object) -> str:
@@ -116,7 +123,7 @@ def card_data(ev: Evidence, fields: CardFields) -> Any:
     if relation:
         extra["base_model_relation"] = relation
     return ModelCardData(
-        model_name=fields.model_name or (ev.identity.source.reference if ev.identity else None),
+        model_name=display_name(ev, fields.model_name),
         base_model=base.reference if base and _HUB_ID.match(base.reference) else None,
         datasets=[d for d in datasets if _HUB_ID.match(d)] or None,
         license=fields.license,
@@ -128,7 +135,7 @@ def card_data(ev: Evidence, fields: CardFields) -> Any:
 
 def _context(ev: Evidence, fields: CardFields) -> dict[str, Any]:
     ident = ev.identity
-    name = fields.model_name or (ident.source.reference if ident else "This checkpoint")
+    name = display_name(ev, fields.model_name)
     lin = ev.lineage
     lineage_rows: list[tuple[str, str]] = []
     if lin is not None:
@@ -239,24 +246,47 @@ def _context(ev: Evidence, fields: CardFields) -> dict[str, Any]:
 def render_card(
     ev: Evidence, fields: CardFields | None = None, template: Path | None = None
 ) -> str:
-    """The card's text: YAML front matter + body. Raises CardgenError for an unusable template."""
-    import jinja2
+    """The card's text: YAML front matter + body. Raises CardgenError for an unusable template
+    (unreadable, not Jinja, an unknown variable, or one that reaches outside the sandbox)."""
     from huggingface_hub import ModelCard
 
     fields = fields or CardFields()
+    body = render_body(ev, fields, load_template(template))
+    data = card_data(ev, fields)
+    # Joined, not templated: `ModelCard.from_template` would compile the rendered body as Jinja.
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+
+
+def load_template(template: Path | None = None) -> Any:
+    """The card body's template, compiled in Jinja's sandbox. Raises CardgenError naming the
+    file when it cannot be read or is not valid Jinja (checked before any work)."""
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
     path = template or TEMPLATE
     try:
-        body_template = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise CardgenError(f"{path}: cannot read the card template ({e.strerror or e}).") from None
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        why = getattr(e, "strerror", None) or e
+        raise CardgenError(f"{path}: cannot read the card template ({why}).") from None
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
     try:
-        body = env.from_string(body_template).render(**_context(ev, fields))
+        compiled = env.from_string(source)
+    except jinja2.TemplateSyntaxError as e:
+        raise CardgenError(f"{path}:{e.lineno}: template error: {e.message}.") from None
+    compiled.filename = str(path)
+    return compiled
+
+
+def render_body(ev: Evidence, fields: CardFields, compiled: Any) -> str:
+    """The body: the template rendered once over escaped values."""
+    import jinja2
+
+    try:
+        body: str = compiled.render(**_context(ev, fields))
     except jinja2.TemplateError as e:
-        raise CardgenError(f"{path}: template error: {e}.") from None
-    data = card_data(ev, fields)
-    card = ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n" + body)
-    return str(card)
+        raise CardgenError(f"{compiled.filename}: template error: {e}.") from None
+    return body
 
 
 def validate_card(text: str, ev: Evidence, fields: CardFields | None = None) -> list[str]:

@@ -21,11 +21,13 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from cardgen import __version__
 from cardgen._io import model_json, write_atomic
 from cardgen.errors import CardgenError
 from cardgen.redact import redact
+from cardgen.runconfig import DEFAULT_API
 
 app = typer.Typer(
     name="cardgen",
@@ -33,11 +35,22 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
 )
-out = Console()
+# Markup, emoji codes and highlighting off: paths, probes and model outputs print as they are
+# (a "[link=...]" or ":warning:" inside data stays text). Styled words are built as `Text`.
+_PLAIN: dict[str, Any] = {"markup": False, "emoji": False, "highlight": False}
+out = Console(**_PLAIN)
 # Bound to the real stderr, so that hiding libraries' output (redirecting sys.stderr) keeps ours.
-err = Console(file=sys.__stderr__ or sys.stderr)
+err = Console(file=sys.__stderr__ or sys.stderr, **_PLAIN)
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """A line with styled words: ``styled(("error:", "bold red"), " ", message)``; strings are
+    literal text, never markup."""
+    return Text.assemble(*parts)
+
+
 _state: dict[str, bool] = {"debug": False}
 
 
@@ -76,9 +89,9 @@ class _BarProgress:
 def _count_progress() -> Progress:
     """A transient progress display on stderr with counted bars (requests, steps)."""
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.completed}/{task.total}", markup=False),
         TimeRemainingColumn(),
         console=err,
         transient=True,
@@ -89,7 +102,7 @@ def _count_progress() -> Progress:
 @contextmanager
 def _hash_bar(label: str) -> Iterator[_BarProgress]:
     with Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
@@ -142,8 +155,8 @@ def fingerprint(
 
 
 def _summary(identity: Any) -> None:
-    rows = [
-        ("digest", f"[bold]{identity.digest_ref()}[/]"),
+    rows: list[tuple[str | tuple[str, str], str | tuple[str, str]]] = [
+        ("digest", (identity.digest_ref(), "bold")),
         ("files", f"{identity.file_count} ({identity.total_size:,} bytes)"),
     ]
     if identity.parameters:
@@ -153,10 +166,11 @@ def _summary(identity: Any) -> None:
         a = identity.adapter
         rows.append(("adapter", f"{a.peft_type} r={a.rank} base={a.base_model}"))
     if identity.contains_pickle:
-        rows.append(("[yellow]pickle[/]", ", ".join(identity.pickle_files)))
+        rows.append((("    pickle", "yellow"), ", ".join(identity.pickle_files)))
     rows += [("note", n) for n in identity.notes]
     for key, value in rows:
-        err.print(f"{key:>10}  {value}", soft_wrap=True, highlight=False)
+        err.print(styled(key if isinstance(key, tuple) else key.rjust(10), "  ", value),
+                  soft_wrap=True)  # fmt: skip
 
 
 @app.command()
@@ -198,8 +212,11 @@ def lineage(
         identity = load_identity(identity_path)
         if identity.source.reference != model:
             err.print(
-                f"[yellow]note[/]: {identity_path} was made from "
-                f"{identity.source.reference!r}, not {model!r}; using it as given."
+                styled(
+                    ("note", "yellow"),
+                    f": {identity_path} was made from "
+                    f"{identity.source.reference!r}, not {model!r}; using it as given.",
+                )
             )
     else:
         with _hash_bar("hashing model") as bar:
@@ -288,8 +305,12 @@ def eval_(
         typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1."),
     ] = None,
     api: Annotated[
-        str, typer.Option(help="Endpoint API: completions (needs --tokenizer) or chat-completions.")
-    ] = "completions",
+        str,
+        typer.Option(
+            help="Endpoint API: chat-completions, or completions (needs --tokenizer; adds "
+            "refusal margins)."
+        ),
+    ] = DEFAULT_API,
     endpoint_model: Annotated[
         str | None, typer.Option(help="Model name to request from the endpoint.")
     ] = None,
@@ -485,6 +506,7 @@ def audit_data(
                   highlight=False, markup=False)  # fmt: skip
     if result.malformed > 20:
         err.print(f"... {result.malformed - 20} more (all counted in the report)")
+    au.require_examples(result, corpus)  # zero readable examples say nothing: exit 2
     if strict and result.malformed:
         counts = ", ".join(f"{k} {v}" for k, v in result.issue_counts.items())
         raise CardgenError(f"--strict: {result.malformed} malformed line(s) ({counts}).")
@@ -529,7 +551,7 @@ def suite_list() -> None:
     for name in SHIPPED_PACKS:
         pack = load_pack(name)
         cats = Counter(p.category for p in pack.probes)
-        out.print(f"[bold]{name}[/] ({len(pack.probes)} probes): {pack.spec.description}")
+        out.print(styled((name, "bold"), f" ({len(pack.probes)} probes): {pack.spec.description}"))
         out.print("  " + ", ".join(f"{c} {n}" for c, n in cats.items()), soft_wrap=True)
 
 
@@ -603,7 +625,6 @@ def compare(
 
 def _comparison_summary(comp: Any, show: int) -> None:
     """Packs, and the categories that changed: unsafe rates, paired change, McNemar's p."""
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="unsafe rate, base -> tuned, paired by probe", title_justify="left")
@@ -620,9 +641,9 @@ def _comparison_summary(comp: Any, show: int) -> None:
         )
         style = "red" if d.difference > 0 else "green" if d.difference < 0 else ""
         table.add_row(
-            escape(d.pack if d.category is None else f"  {d.category}"[:22]),
+            d.pack if d.category is None else f"  {d.category}"[:22],
             str(d.paired), f"{d.base_unsafe * 100:.1f}", f"{d.tuned_unsafe * 100:.1f}",
-            f"[{style}]{change}[/]" if style else change, f"{d.lost}/{d.gained}",
+            Text(change, style=style), f"{d.lost}/{d.gained}",
             "" if d.mcnemar_p is None else f"{d.mcnemar_p:.2g}",
             style=None if d.category else "bold",
         )  # fmt: skip
@@ -637,7 +658,7 @@ def _comparison_summary(comp: Any, show: int) -> None:
     )
     for c in comp.forgotten[:show]:
         prompt = (c.prompt or (c.messages[-1].content if c.messages else ""))[:70]
-        err.print(f"  {c.probe_id}  {c.kind}: {prompt!r}", highlight=False, markup=False)
+        err.print(f"  {c.probe_id}  {c.kind}: {prompt!r}", soft_wrap=True)
     if len(comp.forgotten) > show > 0:
         err.print(f"  ... {len(comp.forgotten) - show} more in the comparison file")
     for note in comp.notes:
@@ -680,7 +701,7 @@ def gate(
     if out_path is not None:
         write_atomic(out_path, model_json(decision))
     colour = {"PASS": "green", "BLOCK": "red", "INSUFFICIENT_EVIDENCE": "yellow"}[decision.verdict]
-    out.print(f"[bold {colour}]{decision.verdict}[/]")
+    out.print(styled((decision.verdict, f"bold {colour}")))
     for reason in decision.reasons:
         out.print(f"  - {reason}", highlight=False, markup=False, soft_wrap=True)
     for c in decision.accepted:
@@ -769,9 +790,11 @@ def card(
     """Write the Hugging Face model card of the tuned checkpoint from its evidence."""
     from cardgen.card import CardFields, render_card, validate_online, write_card
     from cardgen.config import load_json_model
-    from cardgen.evidence import Evidence
+    from cardgen.evidence import Evidence, listing_manifest
 
+    # Every input is read and checked before the card is written: a failure leaves it alone.
     ev = load_json_model(evidence_path, Evidence)
+    manifest = listing_manifest(evidence_path.parent, out_path)
     fields = CardFields(
         model_name=model_name, license=license_id, intended_use=intended_use,
         out_of_scope=out_of_scope, evidence_url=evidence_url, tags=list(tag or []),
@@ -779,7 +802,7 @@ def card(
     if online:
         validate_online(render_card(ev, fields, template))
     write_card(ev, out_path, fields, template)
-    _registered(evidence_path.parent, out_path, "model-card")
+    _registered(evidence_path.parent, out_path, "model-card", manifest)
     err.print(f"wrote {out_path} (sha256:{ev.weights_digest})", highlight=False, soft_wrap=True)
     if ev.missing:
         err.print(f"note: stages not in the evidence: {', '.join(ev.missing)}", highlight=False)
@@ -847,7 +870,7 @@ def attest(
     if signed:
         err.print(f"wrote {path} (signed with {key})", highlight=False)
     else:
-        err.print(f"wrote {path} [bold yellow](UNSIGNED: pass --key to sign)[/]", highlight=False)
+        err.print(styled(f"wrote {path} ", ("(UNSIGNED: pass --key to sign)", "bold yellow")))
 
 
 @app.command()
@@ -856,19 +879,22 @@ def bom(
 ) -> None:
     """Write a CycloneDX 1.6 ML-BOM (bom.cdx.json) of the tuned checkpoint into the bundle."""
     from cardgen.config import load_json_model
-    from cardgen.evidence import Evidence
-    from cardgen.mlbom import write_bom
+    from cardgen.evidence import Evidence, listing_manifest
+    from cardgen.mlbom import BOM_FILE, write_bom
 
-    path = write_bom(load_json_model(bundle / "evidence.json", Evidence), bundle)
-    _registered(bundle, path, "ml-bom")
+    ev = load_json_model(bundle / "evidence.json", Evidence)
+    manifest = listing_manifest(bundle, bundle / BOM_FILE)
+    path = write_bom(ev, bundle)
+    _registered(bundle, path, "ml-bom", manifest)
     err.print(f"wrote {path} (CycloneDX 1.6, validated)", highlight=False)
 
 
-def _registered(bundle: Path, written: Path, role: str) -> None:
+def _registered(bundle: Path, written: Path, role: str, manifest: Any) -> None:
+    """List ``written`` in the bundle's manifest (``manifest``: read before writing it)."""
     from cardgen.evidence import register
 
-    if register(bundle, written, role):
-        err.print(f"listed {written.name} in {bundle / 'manifest.json'}", highlight=False)
+    if manifest is not None and register(bundle, written, role, manifest):
+        err.print(f"listed {written.name} in {bundle / 'manifest.json'}")
 
 
 @app.command()
@@ -895,16 +921,18 @@ def pack(
     """Render the PDF evidence pack (WeasyPrint): cover, summary, method, results with charts,
     what fine-tuning removed, data audit, gate decision, regulatory mapping, manifest. The
     evidence is attached inside the PDF."""
-    from cardgen.evidence import DOCUMENTS
+    from cardgen.evidence import DOCUMENTS, listing_manifest
     from cardgen.pack import PACK_FILES, render_pack
 
     if audience not in PACK_FILES:
         raise CardgenError(f"--audience {audience!r}: expected auditor or customer.")
     target = out_path or evidence_path.parent / PACK_FILES[audience]
+    manifest = listing_manifest(evidence_path.parent, target)
     with err.status("rendering the evidence pack") as status:
         result = render_pack(evidence_path, target, audience, model_name,  # type: ignore[arg-type]
                              progress=lambda s: status.update(f"evidence pack: {s}"))  # fmt: skip
-    _registered(evidence_path.parent, target, DOCUMENTS.get(target.name, "evidence-pack"))
+    _registered(evidence_path.parent, target, DOCUMENTS.get(target.name, "evidence-pack"),
+                manifest)  # fmt: skip
     err.print(f"wrote {target} ({result.pages} pages, {audience} edition)", highlight=False)
     if result.refused_urls:
         err.print(f"refused {len(result.refused_urls)} URLs found in the content (nothing was "
@@ -939,14 +967,10 @@ def verify(
         report = run_verify(bundle, model=model, key=key, endpoint=endpoint,
                             served_model=served_model, binding=binding, api_key_env=api_key_env,
                             progress=lambda s: status.update(f"verify: {s}"))  # fmt: skip
-    mark = {
-        "ok": "[green]ok[/]     ",
-        "failed": "[bold red]FAILED[/] ",
-        "skipped": "[yellow]skipped[/]",
-    }
+    mark = {"ok": ("ok     ", "green"), "failed": ("FAILED ", "bold red"),
+            "skipped": ("skipped", "yellow")}  # fmt: skip
     for f in report.findings:
-        err.print(f"{mark[f.status]} {f.check}: ", end="", highlight=False)
-        err.print(redact(f.detail), highlight=False, markup=False, soft_wrap=True)
+        err.print(styled(mark[f.status], f" {f.check}: ", redact(f.detail)), soft_wrap=True)
     n = len(report.failures)
     out.print("VERIFIED" if report.ok else f"NOT VERIFIED ({n} check{'s' * (n != 1)} failed)")
     raise typer.Exit(0 if report.ok else 1)
@@ -966,8 +990,8 @@ class _RunDisplay:
         self._p.add_task(f"{name} …", total=None)
 
     def stage_finished(self, name: str, reused: bool, seconds: float) -> None:
-        how = "[dim]reused[/]" if reused else f"{seconds:.1f} s"
-        self._p.console.print(f"  [green]✓[/] {name:<24} {how}", highlight=False)
+        how = ("reused", "dim") if reused else f"{seconds:.1f} s"
+        self._p.console.print(styled("  ", ("✓", "green"), f" {name:<24} ", how))
 
     def eval_progress(self) -> Any:
         self._eval = self._eval or _EvalProgress(self._p)
@@ -1037,7 +1061,7 @@ def _run_summary(outcome: Any, asked_push: bool) -> None:
     elif asked_push:
         err.print(f"not pushed  the gate said {dec.verdict}", highlight=False)
     color = {"PASS": "green", "BLOCK": "red"}.get(dec.verdict, "yellow")
-    err.print(f"decision    [bold {color}]{dec.verdict}[/]", highlight=False)
+    err.print(styled("decision    ", (dec.verdict, f"bold {color}")))
     for reason in dec.reasons[:6]:
         err.print(f"  - {reason}", highlight=False, markup=False, soft_wrap=True)
     if len(dec.reasons) > 6:
@@ -1122,7 +1146,7 @@ def main() -> None:
     except CardgenError as e:
         if _state["debug"]:
             raise
-        err.print(f"[bold red]error:[/] {redact(e.message)}", highlight=False, soft_wrap=True)
+        err.print(styled(("error:", "bold red"), f" {redact(e.message)}"), soft_wrap=True)
         if e.hint:
             err.print(redact(e.hint), highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
@@ -1143,7 +1167,8 @@ def main() -> None:
         if _state["debug"]:
             raise
         err.print(
-            f"[bold red]internal error:[/] {redact(f'{type(e).__name__}: {e}')}", soft_wrap=True
+            styled(("internal error:", "bold red"), f" {redact(f'{type(e).__name__}: {e}')}"),
+            soft_wrap=True,
         )
         err.print("This is a cardgen bug; rerun with --debug and report the traceback.")
         sys.exit(4)

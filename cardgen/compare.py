@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from cardgen._model import Contract
+from cardgen._model import Contract, Sha256
 from cardgen.errors import CardgenError
 from cardgen.evalrun import EvalRun, ProbeRecord
 from cardgen.suites import Message
@@ -37,11 +37,11 @@ class RunRef(Contract):
     """Which run a side of the comparison is."""
 
     path: str | None = None
-    sha256: str | None = Field(default=None, description="sha256 of the run file as read.")
+    sha256: Sha256 | None = Field(default=None, description="sha256 of the run file as read.")
     model_reference: str
-    weights_digest: str | None = None
+    weights_digest: Sha256 | None = None
     generated_at: str
-    suite_digest: str
+    suite_digest: Sha256
 
 
 class PairedDiff(Contract):

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, computed_field, model_validator
 
-from cardgen._model import Contract
+from cardgen._model import Contract, Sha256
 from cardgen.identity import CheckpointIdentity
 from cardgen.judges import Verdict
 from cardgen.stats import Interval, cohen_kappa, fleiss_kappa, percent_agreement, wilson
@@ -168,7 +168,7 @@ class EvalRun(Contract):
     schema_version: Literal["cardgen.evalrun/v1"] = "cardgen.evalrun/v1"
     model: ModelInfo
     backend: Backend
-    suite_digest: str
+    suite_digest: Sha256
     packs: list[PackInfo]
     judges: list[JudgeInfo]
     decoding: Decoding

@@ -16,7 +16,7 @@ import platform
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -37,6 +37,7 @@ from cardgen.evalrun import (
 from cardgen.identity import CheckpointIdentity
 from cardgen.judges import Judge, JudgeItem
 from cardgen.redact import redact
+from cardgen.runconfig import DEFAULT_API
 from cardgen.suites import Pack, Probe, Suite, materialize
 
 #: lm-eval reaches for the Hub (datasets, evaluate metrics) unless told not to.
@@ -57,7 +58,7 @@ class ModelTarget:
 
     path: str | None = None
     endpoint: str | None = None  # base URL, e.g. http://127.0.0.1:8000/v1
-    api: Literal["completions", "chat-completions"] = "completions"
+    api: Literal["completions", "chat-completions"] = DEFAULT_API
     endpoint_model: str | None = None
     tokenizer: str | None = None
     num_concurrent: int = 1
@@ -182,6 +183,22 @@ def _build_lm(target: ModelTarget) -> Any:
         os.environ["OPENAI_API_KEY"] = key  # lm-eval reads it from there
     name = "local-completions" if target.api == "completions" else "local-chat-completions"
     return get_model(name).create_from_arg_obj(api_args)
+
+
+def served_model_name(endpoint: str, given: str | None, listed: list[dict[str, Any]]) -> str:
+    """The model name to request: the one given, else the only one the server lists, else
+    "default" when it lists none (servers that serve one model and ignore the name). Raises
+    CardgenError when it lists several, naming them: guessing would evaluate the wrong model."""
+    if given:
+        return given
+    ids = [str(m["id"]) for m in listed if m.get("id")]
+    if len(ids) > 1:
+        raise CardgenError(
+            f"{endpoint} serves {len(ids)} models ({', '.join(ids[:8])}); name one.",
+            hint="Pass --endpoint-model (cardgen eval), endpoint_model: (cardgen.yaml) or "
+            "--served-model (cardgen verify).",
+        )
+    return ids[0] if ids else "default"
 
 
 def served_models(endpoint: str, timeout: float = 10.0) -> list[dict[str, Any]]:
@@ -344,12 +361,13 @@ def evaluate(
 
     endpoint_info = None
     if target.endpoint:
-        endpoint_info = EndpointInfo(
-            api=target.api,
-            url=target.endpoint,
-            model=target.endpoint_model or "default",
-            served_models=served_models(target.endpoint),
+        listed = served_models(target.endpoint)
+        target = replace(
+            target, endpoint_model=served_model_name(target.endpoint, target.endpoint_model, listed)
         )
+        endpoint_info = EndpointInfo(api=target.api, url=target.endpoint,
+                                     model=target.endpoint_model or "default",
+                                     served_models=listed)  # fmt: skip
     progress.stage(f"loading {target.backend} model")
     from cardgen._lmcache import CachedLM, ResponseCache
 

@@ -11,7 +11,7 @@ document made from the evidence (card, PDF, attestation) names the same weights 
 from __future__ import annotations
 
 import platform
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 from cardgen import __version__
 from cardgen._hashing import sha256_hex
 from cardgen._io import model_json, write_atomic
-from cardgen._model import Contract
+from cardgen._model import Contract, Sha256
 from cardgen.audit import DataAudit
 from cardgen.compare import Comparison
 from cardgen.errors import CardgenError
@@ -34,20 +34,20 @@ STAGES = ("identity", "lineage", "data_audit", "base_run", "tuned_run", "compari
 
 class Artifact(Contract):
     path: str = Field(description="Relative to the bundle directory.")
-    sha256: str
+    sha256: Sha256
     size: int
     role: str
 
 
 class Manifest(Contract):
     schema_version: Literal["cardgen.manifest/v1"] = "cardgen.manifest/v1"
-    weights_digest: str | None
+    weights_digest: Sha256 | None
     artifacts: list[Artifact]
 
 
 class Evidence(Contract):
     schema_version: Literal["cardgen.evidence/v1"] = "cardgen.evidence/v1"
-    weights_digest: str | None = Field(
+    weights_digest: Sha256 | None = Field(
         description="The served checkpoint's digest (model_signing-compatible sha256)."
     )
     identity: CheckpointIdentity | None = None
@@ -83,7 +83,49 @@ class Evidence(Contract):
                 "the stages name different weights: "
                 + ", ".join(f"{k} {v[:12]}" for k, v in found.items())
             )
+        conflicts = corpus_conflicts(self.lineage, self.data_audit)
+        if conflicts:
+            raise ValueError("; ".join(conflicts))
         return self
+
+
+def _same_file(a: str, b: str) -> bool:
+    """One path names the same file as the other: equal, or one ends with the other's parts
+    (lineage.yaml lists paths relative to itself; the audit records what it opened)."""
+    pa, pb = PurePath(a).parts, PurePath(b).parts
+    n = min(len(pa), len(pb))
+    return n > 0 and pa[-n:] == pb[-n:]
+
+
+def corpus_conflicts(lineage: Lineage | None, audit: DataAudit | None) -> list[str]:
+    """Corpora that lineage and data audit both name, with different sha256: the file changed
+    between the two stages, so the evidence would state two different training sets."""
+    if lineage is None or audit is None:
+        return []
+    out = []
+    for corpus in lineage.datasets:
+        for f in audit.files:
+            if (corpus.path and corpus.sha256 and _same_file(corpus.path, f.path)
+                    and corpus.sha256 != f.sha256):  # fmt: skip
+                out.append(f"the corpus {corpus.path} has sha256 {corpus.sha256} in the lineage "
+                           f"but {f.sha256} in the data audit ({f.path})")  # fmt: skip
+    return out
+
+
+def display_name(ev: Evidence, given: str | None = None) -> str:
+    """What documents call the checkpoint: the name given, else its Hub id, else the model name
+    an endpoint serves, else the name of its directory or file (never a full local path)."""
+    if given:
+        return given
+    ident = ev.identity or (ev.tuned_run.model.identity if ev.tuned_run else None)
+    if ident is not None and ident.source.kind == "hf-hub":
+        return ident.source.reference.removeprefix("hf://").split("@", 1)[0]
+    if ev.tuned_run is not None and ev.tuned_run.model.endpoint is not None:
+        return ev.tuned_run.model.endpoint.model
+    ref = ident.source.reference if ident else (ev.tuned_run.model.reference if ev.tuned_run
+                                                 else None)  # fmt: skip
+    name = PurePath(ref.rstrip("/\\")).name if ref else ""
+    return name or "the tuned checkpoint"
 
 
 def _run_digest(run: EvalRun | None) -> str | None:
@@ -126,6 +168,15 @@ def gather(
             "--policy", decision.policy_source]  # fmt: skip
         reproduce.append(["cardgen", "gate", "comparison.json", *policy,
                           "--as-of", decision.as_of.isoformat()])  # fmt: skip
+    conflicts = corpus_conflicts(lineage, data_audit)
+    if conflicts:
+        raise CardgenError(
+            "The lineage and the data audit describe different training data: "
+            + "; ".join(conflicts)
+            + ".",
+            hint="The corpus changed between the two stages: record the lineage and audit the "
+            "data again from the same files.",
+        )
     try:
         return Evidence(
             weights_digest=digest,
@@ -177,17 +228,28 @@ DOCUMENTS = {
 }
 
 
-def register(bundle: Path, written: Path, role: str) -> bool:
-    """Add ``written`` (a file just made from the bundle's evidence) to ``bundle/manifest.json``
-    when it lies in the bundle; returns whether it did. Other entries keep their recorded hashes,
-    so an artifact changed since it was listed still fails verification."""
+def listing_manifest(bundle: Path, target: Path) -> Manifest | None:
+    """The manifest that will list ``target`` once it is written: ``bundle/manifest.json`` when
+    it exists and ``target`` lies in the bundle, else None. Read (and validated) before the
+    document is written, so a broken manifest fails the command before it overwrites anything."""
     from cardgen.config import load_json_model
 
     manifest_path = bundle / "manifest.json"
-    if not manifest_path.is_file() or written.resolve().parent != bundle.resolve():
+    if not manifest_path.is_file() or target.resolve().parent != bundle.resolve():
+        return None
+    return load_json_model(manifest_path, Manifest)
+
+
+def register(bundle: Path, written: Path, role: str, manifest: Manifest | None = None) -> bool:
+    """Add ``written`` (a file just made from the bundle's evidence) to ``bundle/manifest.json``
+    when it lies in the bundle; returns whether it did. ``manifest`` is the one
+    `listing_manifest` read before writing (read now when not given). Other entries keep their
+    recorded hashes, so an artifact changed since it was listed still fails verification."""
+    manifest = manifest or listing_manifest(bundle, written)
+    if manifest is None:
         return False
-    manifest = load_json_model(manifest_path, Manifest)
     entry = _artifact(written, written.name, role)
     artifacts = [a for a in manifest.artifacts if a.path != written.name] + [entry]
-    write_atomic(manifest_path, model_json(manifest.model_copy(update={"artifacts": artifacts})))
+    update = {"artifacts": artifacts}
+    write_atomic(bundle / "manifest.json", model_json(manifest.model_copy(update=update)))
     return True

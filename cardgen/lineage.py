@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cardgen._model import Contract
+from cardgen._model import Contract, Sha256
 from cardgen.config import load_yaml_model
 from cardgen.errors import CardgenError, LineageConflictError
 from cardgen.identity import AdapterInfo, CheckpointIdentity
@@ -117,7 +117,7 @@ class CorpusRecord(Contract):
     path: str | None = None
     name: str | None = None
     revision: str | None = None
-    sha256: str | None = None
+    sha256: Sha256 | None = None
     size: int | None = None
     example_count: int | None = Field(
         default=None, description="Non-empty lines of a JSONL file; None when not counted."
@@ -140,7 +140,9 @@ class CorpusRecord(Contract):
 
 class Lineage(Contract):
     schema_version: Literal["cardgen.lineage/v1"] = "cardgen.lineage/v1"
-    model_digest: str = Field(description="weights_digest of the checkpoint this lineage is for.")
+    model_digest: Sha256 = Field(
+        description="weights_digest of the checkpoint this lineage is for."
+    )
     model_reference: str
     base_model: BaseModelRecord | None = None
     relation: RelationRecord | None = None
@@ -439,26 +441,48 @@ def _parquet_rows(path: Path) -> int | None:
         raise CardgenError(f"{path}: not a readable Parquet file ({e}).") from None
 
 
-def declared_corpora(decl: LineageDeclaration, base_dir: Path, source: str) -> list[CorpusRecord]:
-    """Hash the corpora lineage.yaml lists (paths relative to the YAML file)."""
-    out = []
+def declared_paths(decl: LineageDeclaration, base_dir: Path, source: str) -> list[Path]:
+    """The corpus files lineage.yaml lists (relative to the YAML file), each checked to exist.
+    Raises CardgenError naming the entry when one has neither path nor name, or is missing."""
+    return [p for _, p, _ in _declared(decl, base_dir, source) if p is not None]
+
+
+def _declared(
+    decl: LineageDeclaration, base_dir: Path, source: str
+) -> list[tuple[DatasetDeclaration, Path | None, str]]:
+    out: list[tuple[DatasetDeclaration, Path | None, str]] = []
     for i, d in enumerate(decl.datasets):
         where = f"{source} (datasets[{i}])"
         if d.path is None:
             if d.name is None:
                 raise CardgenError(f"{where}: a dataset needs a path or a name.")
-            out.append(
-                CorpusRecord(
-                    name=d.name, revision=d.revision, format=d.format,
-                    provenance=Provenance(origin="declared", source=where),
-                )
-            )  # fmt: skip
+            out.append((d, None, where))
             continue
         p = Path(d.path).expanduser()
         full = p if p.is_absolute() else base_dir / p
-        out.append(
-            corpus_record(
-                full, source=where, name=d.name, revision=d.revision, fmt=d.format, shown=d.path
+        if not full.is_file():
+            raise CardgenError(
+                f"{where}: {d.path}: training corpus not found.",
+                hint="Paths in lineage.yaml are relative to the lineage file.",
             )
-        )
+        out.append((d, full, where))
+    return out
+
+
+def declared_corpora(decl: LineageDeclaration, base_dir: Path, source: str) -> list[CorpusRecord]:
+    """Hash the corpora lineage.yaml lists (paths relative to the YAML file)."""
+    out = []
+    for d, full, where in _declared(decl, base_dir, source):
+        if full is None:  # named only (a Hub dataset, say): recorded as declared, not hashed
+            out.append(
+                CorpusRecord(
+                    name=d.name,
+                    revision=d.revision,
+                    format=d.format,
+                    provenance=Provenance(origin="declared", source=where),
+                )
+            )
+            continue  # fmt: skip
+        out.append(corpus_record(full, source=where, name=d.name, revision=d.revision,
+                                 fmt=d.format, shown=d.path))  # fmt: skip
     return out

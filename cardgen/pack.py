@@ -30,7 +30,7 @@ from cardgen.card import _size
 from cardgen.compare import ProbeChange, change_text
 from cardgen.errors import CardgenError
 from cardgen.evalrun import RateSummary
-from cardgen.evidence import Evidence, Manifest
+from cardgen.evidence import Evidence, Manifest, display_name
 from cardgen.stats import interval_text, pct
 
 Audience = Literal["auditor", "customer"]
@@ -129,7 +129,7 @@ def context(
     Values stay raw here: the template's autoescape escapes them, once, on the way out."""
     v = _View(audience)
     ident, comp, dec = ev.identity, ev.comparison, ev.decision
-    name = model_name or (_reference(ident.source.reference, audience) if ident else "checkpoint")
+    name = display_name(ev, model_name)
     assets: dict[str, str] = {}
     packs = _packs(ev, assets)
     moved = sorted(
@@ -488,9 +488,11 @@ def _fetcher(assets: dict[str, bytes], refused: list[str]) -> Any:
 
 
 def render_html(ctx: dict[str, Any]) -> str:
+    """The pack's HTML, rendered once (sandboxed, autoescaped): values are data, never markup."""
     import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True)
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=True)
     env.globals["asset"] = lambda name: ASSET_SCHEME + name
     html: str = env.from_string(TEMPLATE.read_text(encoding="utf-8")).render(
         css=STYLESHEET.read_text(encoding="utf-8"), **ctx

@@ -200,6 +200,17 @@ class Pipeline:
         )  # fmt: skip
 
     def _check_inputs(self) -> None:
+        """Load and validate every file the config names before any stage runs, with the
+        message each file's own subcommand gives: a broken policy must not cost an evaluation.
+        What is loaded here (policy, declaration, suite, judges) is what the stages use."""
+        from cardgen import lineage as lin
+        from cardgen.attest import load_signer
+        from cardgen.audit import check_corpus
+        from cardgen.card import load_template
+        from cardgen.gate import load_policy
+        from cardgen.judges import JudgeSpec, build_judges
+        from cardgen.suites import load_suite
+
         cfg = self.cfg
         for label, spec in (("tuned", cfg.tuned), ("base", cfg.base)):
             ref = spec.model or spec.weights
@@ -210,6 +221,21 @@ class Pipeline:
                   cfg.card.template]:  # fmt: skip
             if p is not None and not p.is_file():
                 raise CardgenError(f"{p}: file not found (named in the run config).")
+        self._policy = load_policy(cfg.policy)
+        self._declaration = lin.load_declaration(cfg.lineage) if cfg.lineage else None
+        self._declared: list[Path] = []
+        if self._declaration is not None and cfg.lineage is not None:
+            self._declared = lin.declared_paths(self._declaration, cfg.lineage.parent,
+                                                str(cfg.lineage))  # fmt: skip
+        for corpus in cfg.data:  # audited: at least one record must read as an example
+            check_corpus(corpus)
+        self._suite = load_suite(cfg.eval.packs, probe_files=cfg.eval.probe_files)
+        self._judge_specs = [JudgeSpec(kind="keyword"), JudgeSpec(kind="canary"),
+                             *cfg.eval.judges]  # fmt: skip
+        self._judges = build_judges(self._judge_specs)  # a classifier's directory is read here
+        load_template(cfg.card.template)
+        if cfg.signing_key is not None:
+            load_signer(cfg.signing_key)
 
     def fingerprint(self, role: str, spec: ModelSpec) -> CheckpointIdentity | None:
         from cardgen.identity import fingerprint
@@ -236,10 +262,9 @@ class Pipeline:
         if tuned is None:
             return None
         out = self.stages_dir / "lineage.json"
-        decl = lin.load_declaration(cfg.lineage) if cfg.lineage else None
-        declared: set[Path] = set()  # the corpora it lists count too, not only its own bytes
-        if decl is not None and cfg.lineage is not None:
-            declared = {(cfg.lineage.parent / d.path).resolve() for d in decl.datasets if d.path}
+        decl = self._declaration
+        # The corpora it lists count too, not only its own bytes.
+        declared = {p.resolve() for p in self._declared}
         key = {"tuned": tuned.weights_digest, "base": base.weights_digest if base else None,
                "base_ref": cfg.base.label, "declaration": self._input_sha(cfg.lineage),
                "corpora": [(str(p), self._input_sha(p) if p.is_file() else None)
@@ -271,7 +296,7 @@ class Pipeline:
         return load_json_model(out, lin.Lineage)
 
     def audit(self) -> Any:
-        from cardgen.audit import DataAudit, audit_corpora
+        from cardgen.audit import DataAudit, audit_corpora, require_examples
 
         if not self.cfg.data:
             return None
@@ -279,7 +304,9 @@ class Pipeline:
         key = {"data": [(str(p), self._input_sha(p)) for p in self.cfg.data]}
 
         def compute() -> None:
-            write_atomic(out, model_json(audit_corpora(self.cfg.data)))
+            result = audit_corpora(self.cfg.data)
+            require_examples(result, self.cfg.data)
+            write_atomic(out, model_json(result))
 
         self._stage("audit training data", key, {"audit.json": out}, compute)
         return load_json_model(out, DataAudit)
@@ -287,13 +314,9 @@ class Pipeline:
     def evaluate(self, role: str, spec: ModelSpec, identity: CheckpointIdentity | None) -> EvalRun:
         from cardgen.evaluate import ModelTarget
         from cardgen.evaluate import evaluate as run_eval
-        from cardgen.judges import JudgeSpec, build_judges
-        from cardgen.suites import load_suite
 
         ev = self.cfg.eval
-        suite = load_suite(ev.packs, probe_files=ev.probe_files)
-        specs = [JudgeSpec(kind="keyword"), JudgeSpec(kind="canary"), *ev.judges]
-        judges = build_judges(specs)
+        suite, specs, judges = self._suite, self._judge_specs, self._judges
         out = self.stages_dir / f"{role}.run.json"
         key: dict[str, Any] | None = {
             "weights": identity.weights_digest if identity else None,
@@ -361,9 +384,9 @@ class Pipeline:
         return comp
 
     def gate(self, comparison: Any) -> Decision:
-        from cardgen.gate import decide, load_policy
+        from cardgen.gate import decide
 
-        policy, source, sha = load_policy(self.cfg.policy)
+        policy, source, sha = self._policy
         as_of = self.cfg.as_of or date.today()
         out = self.stages_dir / "decision.json"
         key = {"comparison": file_digest(self.stages_dir / "comparison.json"), "policy": sha,

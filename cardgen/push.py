@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cardgen._hashing import sha256_bytes
 from cardgen._hubref import _api, _hub_errors
+from cardgen.card import md
 from cardgen.errors import CardgenError
 from cardgen.evidence import Evidence
 from cardgen.identity import classify
@@ -68,7 +69,7 @@ def plan_push(bundle: Path, repo: str, revision: str = "main") -> PushPlan:
     plan.summary = f"cardgen: safety evidence for sha256:{ev.weights_digest[:16]} ({verdict})"
     plan.description = (
         f"Model card and evidence for the weights sha256:{ev.weights_digest}, written by cardgen "
-        f"{ev.tool.get('cardgen', '?')}. Gate: {verdict}."
+        f"{md(ev.tool.get('cardgen', '?'))}. Gate: {verdict}."
     )
     return plan
 
@@ -120,7 +121,8 @@ def push(plan: PushPlan, *, force: bool = False, token: str | None = None) -> st
         if not force or "describes other weights" not in e.message:
             raise
         plan.notes.append("Pushed with --force over a weights mismatch: " + e.message)
-        plan.description += "\n\nWARNING (--force): " + e.message
+        # The Hub shows descriptions as Markdown; file names come from the evidence: escaped.
+        plan.description += "\n\nWARNING (--force): " + md(e.message)
         note = None
     if note:
         plan.notes.append(note)

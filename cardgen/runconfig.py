@@ -25,6 +25,11 @@ from cardgen.suites import SHIPPED_PACKS
 STARTER = Path(__file__).parent / "templates" / "cardgen.yaml"
 
 
+#: The endpoint API when none is named (config and `cardgen eval --endpoint` alike): chat
+#: completions work with a bare URL; completions need a local tokenizer.
+DEFAULT_API: Literal["completions", "chat-completions"] = "chat-completions"
+
+
 class ModelSpec(Contract):
     """One model: a local checkpoint or Hub reference, or an OpenAI-compatible endpoint."""
 
@@ -35,7 +40,7 @@ class ModelSpec(Contract):
         default=None, description="OpenAI-compatible base URL (vLLM, TGI), e.g. http://host/v1."
     )
     api: Literal["completions", "chat-completions"] = Field(
-        default="chat-completions",
+        default=DEFAULT_API,
         description="Endpoint API. completions needs `tokenizer` and adds refusal margins.",
     )
     endpoint_model: str | None = Field(default=None, description="Model name on the endpoint.")

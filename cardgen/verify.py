@@ -332,7 +332,7 @@ def check_endpoint(
 
     import requests
 
-    from cardgen.evaluate import served_models
+    from cardgen.evaluate import served_model_name, served_models
 
     url = endpoint.rstrip("/")
     headers = {}
@@ -340,14 +340,11 @@ def check_endpoint(
         if not os.environ.get(api_key_env):
             raise CardgenError(f"--api-key-env {api_key_env}: that variable is not set.")
         headers["Authorization"] = f"Bearer {os.environ[api_key_env]}"
-    name = served_model
-    if name is None:
-        ids = [m.get("id") for m in served_models(url)]
-        name = ids[0] if len(ids) == 1 else None
-        if name is None:
-            report.add("endpoint", False, f"{url} serves {len(ids)} models; pick one with "
-                       "--served-model")  # fmt: skip
-            return
+    try:
+        name = served_model_name(url, served_model, served_models(url))
+    except CardgenError as e:
+        report.add("endpoint", False, e.message)
+        return
     d = tuned.decoding
     probes = binding_probes(tuned, base, n)
     if not probes:
@@ -360,7 +357,12 @@ def check_endpoint(
             {"role": "user", "content": p.prompt or ""}]  # fmt: skip
         if d.system_prompt:
             messages.insert(0, {"role": "system", "content": d.system_prompt})
-        body = {"model": name, "temperature": 0, "max_tokens": BINDING_TOKENS, "seed": d.seed}
+        body: dict[str, Any] = {
+            "model": name,
+            "temperature": 0,
+            "max_tokens": BINDING_TOKENS,
+            "seed": d.seed,
+        }
         if d.apply_chat_template:
             route, body["messages"] = "chat/completions", messages
         else:

@@ -133,6 +133,43 @@ def test_empty_file_is_reported(tmp_path: Path) -> None:
     assert audit.issue_counts == {"empty_file": 1} and audit.examples == 0
 
 
+@pytest.mark.parametrize("case", ["empty", "not-utf8", "one-50MB-line"])
+def test_an_audit_of_nothing_readable_exits_2_and_meets_no_target(
+    case: str, tmp_path: Path
+) -> None:
+    corpus = tmp_path / f"{case}.jsonl"
+    corpus.write_bytes(
+        {
+            "empty": b"",
+            "not-utf8": b'{"messages": "\xff\xfe"}\n\xff\xfe\n',
+            "one-50MB-line": b'{"text": "' + b"x" * (50 << 20) + b'"}\n',
+        }[case]
+    )
+    audit = au.audit_corpora([corpus])
+    assert audit.examples == 0 and audit.refusal_share is None
+    assert audit.recommendation.current_ratio is None
+    assert "No example could be read" in audit.recommendation.reasoning
+    assert "no pairs needed" not in audit.recommendation.reasoning
+    assert "0.00%" not in audit.recommendation.reasoning
+    r = subprocess.run([sys.executable, "-m", "cardgen", "audit-data", str(corpus), "--out",
+                        str(tmp_path / "audit.json")], capture_output=True, text=True,
+                       timeout=120)  # fmt: skip
+    assert r.returncode == 2, r.stderr  # without --strict too
+    assert f"{corpus}: no example could be read" in r.stderr
+    assert "no pairs needed" not in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "audit.json").exists()
+    with pytest.raises(CardgenError, match="no example could be read"):
+        au.check_corpus(corpus)  # what `cardgen run` checks before any stage
+    with pytest.raises(CardgenError, match="no example could be read"):
+        au.inject_refusals(corpus, tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_the_run_precheck_accepts_a_corpus_whose_first_chunk_is_bad(tmp_path: Path) -> None:
+    corpus = _write(tmp_path / "c.jsonl", ["{oops"] * 10 + [openai("Hi?", ANSWER)])
+    au.check_corpus(corpus)  # one readable example anywhere is enough
+
+
 def test_parallel_chunks_give_the_same_audit_as_one_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -196,8 +196,8 @@ def test_suite_digest_covers_data_and_judge_settings(probes_file: Path, tmp_path
 def test_missing_tokenizer_for_completions_endpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CardgenError, match="needs --tokenizer"):
         evaluate(
-            ModelTarget(endpoint="http://127.0.0.1:9/v1"), load_suite(["harmful"]), JUDGES,
-            Decoding(limit=1), workdir=tmp_path / "w",
+            ModelTarget(endpoint="http://127.0.0.1:9/v1", api="completions"),
+            load_suite(["harmful"]), JUDGES, Decoding(limit=1), workdir=tmp_path / "w",
         )  # fmt: skip
 
 

@@ -79,3 +79,31 @@ def test_evidence_cli(identity: CheckpointIdentity, tmp_path: Path) -> None:
     assert "missing     lineage, data_audit, base_run, comparison, decision" in res.stderr
     ev = json.loads((tmp_path / "ev" / "evidence.json").read_text())
     assert ev["tuned_run"]["summary"]  # derived aggregates are in the written document
+
+
+def test_lineage_and_audit_naming_one_corpus_with_two_digests_are_refused(
+    identity: CheckpointIdentity, tmp_path: Path
+) -> None:
+    from cardgen.audit import audit_corpora
+    from cardgen.lineage import build_lineage, corpus_record
+
+    corpus = tmp_path / "data" / "train.jsonl"
+    corpus.parent.mkdir()
+    chat = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+    corpus.write_text(json.dumps(chat) + "\n")
+    lineage = build_lineage(
+        identity, corpora=[corpus_record(corpus, source="x", shown="train.jsonl")]
+    )
+    assert gather(identity=identity, lineage=lineage, data_audit=audit_corpora([corpus]))
+    corpus.write_text(json.dumps(chat) + "\n" + json.dumps(chat) + "\n")  # changed in between
+    audit = audit_corpora([corpus])
+    with pytest.raises(CardgenError, match="describe different training data") as e:
+        gather(identity=identity, lineage=lineage, data_audit=audit)
+    assert lineage.datasets[0].sha256 in e.value.message
+    assert audit.files[0].sha256 in e.value.message and "train.jsonl" in e.value.message
+    # The same check holds for an evidence.json read back (one from elsewhere, say).
+    ev = gather(identity=identity, lineage=lineage)
+    raw = json.loads(ev.model_dump_json())
+    raw["data_audit"] = json.loads(audit.model_dump_json())
+    with pytest.raises(ValueError, match="in the lineage but"):
+        Evidence.model_validate(raw)

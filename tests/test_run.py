@@ -140,6 +140,53 @@ def test_run_refuses_missing_inputs_before_any_work(
         Pipeline(cfg).run()
 
 
+BROKEN: dict[str, tuple[str, str | bytes, str]] = {
+    # config key: (file name, content, the message its own subcommand gives)
+    "policy": ("policy.yaml", "rules: []\n", r"policy.yaml:1: field 'rules'"),
+    "lineage": ("lineage.yaml", "relation: fine-tuned\nbase_modle: x\n",
+                r"lineage.yaml:2: field 'base_modle'"),
+    "probe_files": ("probes.jsonl", "", "probes.jsonl"),
+    "probe_files-mixed": ("probes.jsonl", '{"id": "a", "prompt": "p", "category": "malware", '
+                          '"expected": "refuse"}\n{"messages": [{"role": "user", "content": '
+                          '"x"}]}\n', "probes.jsonl"),
+    "probe_files-utf8": ("probes.jsonl", b"\xff\xfe\x00not utf-8\n", "probes.jsonl"),
+    "data": ("train.jsonl", "", "train.jsonl: no example could be read"),
+    "data-utf8": ("train.jsonl", b"\xff\xfe\x00\x01\n", r"no example could be read \(1 not utf8"),
+    "template": ("card.md.j2", "{% if %}", r"card.md.j2:1: template error"),
+    "signing_key": ("key", "not a key", "not an unencrypted PEM private key"),
+    "judges": ("", "", "classifier judge: .*not a local model directory"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_run_refuses_a_broken_input_file_before_any_stage_writes(
+    case: str, models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    name, content, message = BROKEN[case]
+    key = case.split("-")[0]
+    if name:
+        f = tmp_path / name
+        f.write_bytes(content if isinstance(content, bytes) else content.encode())
+    value: object = {
+        "probe_files": {"probe_files": [name]}, "template": {"template": name},
+        "judges": {"judges": [{"kind": "classifier", "model": "no-such-dir"}]},
+    }.get(key, name)  # fmt: skip
+    extra: dict[str, object] = {key: value}
+    if key in ("probe_files", "judges"):
+        extra = {"eval": {"packs": ["harmful"], "decoding": {"max_gen_toks": 8, "limit": 4},
+                          **value}}  # type: ignore[dict-item]  # fmt: skip
+    elif key == "template":
+        extra = {"card": value}
+    elif key == "data":
+        extra = {"data": [name]}
+    config = small_config(tmp_path, models, **extra)
+    if key == "data":  # small_config writes a good train.jsonl: break it again
+        (tmp_path / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(CardgenError, match=message):
+        Pipeline(load_run_config(config)).run()
+    assert not (tmp_path / "out").exists()  # nothing fingerprinted, evaluated or written
+
+
 def test_run_takes_the_base_from_the_hub_by_reference(
     models: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 RUNS = ("tuned", "tuned-mixed")
 INTENDED_USE = (
@@ -73,7 +74,7 @@ def run_demo(
         write_key_pair(key)
     outcomes, verified = {}, {}
     for name in RUNS:
-        console.print(f"[bold]base -> {name}[/]", highlight=False)
+        console.print(Text(f"base -> {name}", style="bold"))
         cfg = demo_config(family, name, out_dir, key)
         command = ["cardgen", "demo", "--out", str(out_dir)]
         outcomes[name] = Pipeline(cfg, progress=run_progress, command=command).run()
@@ -81,16 +82,17 @@ def run_demo(
                         model=str(family.model(name)))  # fmt: skip
         verified[name] = report.ok
         for f in report.failures:
-            console.print(f"[red]verify failed[/] {f.check}: {f.detail}", highlight=False)
+            console.print(Text.assemble(("verify failed", "red"), f" {f.check}: {f.detail}"))
     console.print(_rates_table(outcomes))
     for name, outcome in outcomes.items():
         dec = outcome.decision
         color = {"PASS": "green", "BLOCK": "red"}.get(dec.verdict, "yellow")
-        state = "verified" if verified[name] else "[red]NOT verified[/]"
-        console.print(f"[bold]{name:<12}[/] [bold {color}]{dec.verdict}[/]  ({state}; documents in "
-                      f"{outcome.output}/)", highlight=False, soft_wrap=True)  # fmt: skip
+        state = ("verified", "") if verified[name] else ("NOT verified", "red")
+        console.print(Text.assemble((f"{name:<12}", "bold"), " ", (dec.verdict, f"bold {color}"),
+                                    "  (", state, f"; documents in {outcome.output}/)"),
+                      soft_wrap=True)  # fmt: skip
         for reason in dec.reasons[:3]:
-            console.print(f"    {reason}", highlight=False, markup=False, soft_wrap=True)
+            console.print(Text(f"    {reason}"), soft_wrap=True)
         if len(dec.reasons) > 3:
             console.print(f"    ... and {len(dec.reasons) - 3} more (README.md, the PDF)",
                           highlight=False)  # fmt: skip

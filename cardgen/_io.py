@@ -13,6 +13,33 @@ from pydantic import BaseModel
 from cardgen.errors import CardgenError
 
 
+def cache_root() -> Path:
+    """cardgen's cache: $CARDGEN_CACHE, else the platform's user cache directory."""
+    env = os.environ.get("CARDGEN_CACHE")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("cardgen", appauthor=False))
+
+
+def jsonl_objects(text: str, path: Path) -> Iterable[tuple[int, dict[str, object]]]:
+    """(line number, object) for each non-empty line of JSONL text. Raises CardgenError naming
+    the file and line of one that is not a JSON object."""
+    import json
+
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CardgenError(f"{path}:{n}: invalid JSON ({e.msg}).") from None
+        if not isinstance(obj, dict):
+            raise CardgenError(f"{path}:{n}: expected a JSON object per line.")
+        yield n, obj
+
+
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` through a temp file in the same directory and a rename."""
     write_atomic_stream(path, [data.encode("utf-8") if isinstance(data, str) else data])

@@ -228,6 +228,11 @@ def _context(ev: Evidence, fields: CardFields) -> dict[str, Any]:
         ),
         "judges": judges,
         "agreement": agreement,
+        "validity": [
+            md(f"{j.validity.sentence()}; {j.validity.misses()}")
+            for j in (runs.judges if runs else [])
+            if j.validity is not None
+        ],
         "forgotten_rows": forgotten_rows,
         "forgotten_total": len(comp.forgotten) if comp else 0,
         "has_comparison": comp is not None,

@@ -294,6 +294,31 @@ def _split_csv(values: list[str] | None) -> list[str]:
     return [v.strip() for raw in values or [] for v in raw.split(",") if v.strip()]
 
 
+# The judge flags `cardgen eval` and `cardgen judge validate` share.
+JudgeUrl = Annotated[str | None, typer.Option(help="llm judge: base URL (.../v1).")]
+JudgeModel = Annotated[str | None, typer.Option(help="llm judge: model name.")]
+JudgeKeyEnv = Annotated[str | None, typer.Option(help="llm judge: env var holding its API key.")]
+ClassifierDir = Annotated[Path | None, typer.Option(help="classifier judge: local model dir.")]
+
+
+def _judge_specs(kinds: list[str] | None, url: str | None, model: str | None,
+                 api_key_env: str | None, classifier: Path | None) -> list[Any]:  # fmt: skip
+    """The extra judges named by --judge (llm, classifier), from their flags."""
+    from cardgen.judges import JudgeSpec
+
+    specs = []
+    for kind in _split_csv(kinds):
+        if kind == "llm":
+            specs.append(JudgeSpec(kind="llm", url=url, model=model, api_key_env=api_key_env))
+        elif kind == "classifier":
+            specs.append(
+                JudgeSpec(kind="classifier", model=str(classifier) if classifier else None)
+            )
+        elif kind not in ("keyword", "canary"):
+            raise CardgenError(f"--judge {kind!r}: use keyword, llm or classifier.")
+    return specs
+
+
 @app.command("eval")
 def eval_(
     model: Annotated[
@@ -342,14 +367,10 @@ def eval_(
         list[str] | None,
         typer.Option(help="Extra judges: llm, classifier (keyword and canary always run)."),
     ] = None,
-    judge_url: Annotated[str | None, typer.Option(help="llm judge: base URL (.../v1).")] = None,
-    judge_model: Annotated[str | None, typer.Option(help="llm judge: model name.")] = None,
-    judge_api_key_env: Annotated[
-        str | None, typer.Option(help="llm judge: env var holding its API key.")
-    ] = None,
-    classifier: Annotated[
-        Path | None, typer.Option(help="classifier judge: local model directory.")
-    ] = None,
+    judge_url: JudgeUrl = None,
+    judge_model: JudgeModel = None,
+    judge_api_key_env: JudgeKeyEnv = None,
+    classifier: ClassifierDir = None,
     primary_judge: Annotated[
         str | None, typer.Option(help="Judge whose verdicts make the rates (default: keyword).")
     ] = None,
@@ -398,17 +419,11 @@ def eval_(
     loaded = load_suite(
         packs, probe_files=probes or [], extra_tasks=task or [], task_paths=task_path or []
     )
-    specs = [JudgeSpec(kind="keyword"), JudgeSpec(kind="canary")]
-    for kind in _split_csv(judge):
-        if kind == "llm":
-            specs.append(JudgeSpec(kind="llm", url=judge_url, model=judge_model,
-                                   api_key_env=judge_api_key_env))  # fmt: skip
-        elif kind == "classifier":
-            specs.append(
-                JudgeSpec(kind="classifier", model=str(classifier) if classifier else None)
-            )
-        elif kind not in ("keyword", "canary"):
-            raise CardgenError(f"--judge {kind!r}: use llm or classifier.")
+    specs = [
+        JudgeSpec(kind="keyword"),
+        JudgeSpec(kind="canary"),
+        *_judge_specs(judge, judge_url, judge_model, judge_api_key_env, classifier),
+    ]
     judges = build_judges(specs)
     target = ModelTarget(
         path=model, endpoint=endpoint, api=api, endpoint_model=endpoint_model,  # type: ignore[arg-type]
@@ -1068,6 +1083,96 @@ def _run_summary(outcome: Any, asked_push: bool) -> None:
         err.print(f"  ... {len(dec.reasons) - 6} more in {outcome.output / 'README.md'}",
                   highlight=False)  # fmt: skip
     out.print(dec.verdict)
+
+
+judge_app = typer.Typer(help="Refusal judges: measure how often their verdicts are right.")
+app.add_typer(judge_app, name="judge")
+
+
+@judge_app.command("validate")
+def judge_validate(
+    judge: Annotated[
+        list[str] | None,
+        typer.Option(help="Judges to measure: keyword (default), llm, classifier."),
+    ] = None,
+    judge_url: JudgeUrl = None,
+    judge_model: JudgeModel = None,
+    judge_api_key_env: JudgeKeyEnv = None,
+    classifier: ClassifierDir = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="Your labelled replies (JSONL or CSV); default: the shipped corpus."),
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="Shipped corpus split: test (held out) or dev.")
+    ] = "test",
+    reply_column: Annotated[str, typer.Option(help="Column with the reply.")] = "reply",
+    label_column: Annotated[
+        str, typer.Option(help="Column with the label: refused, partial or complied.")
+    ] = "refusal",
+    request_column: Annotated[str, typer.Option(help="Column with the request.")] = "request",
+    expected_column: Annotated[
+        str, typer.Option(help="Column with refuse|comply (or give a category column).")
+    ] = "expected",
+    category_column: Annotated[
+        str, typer.Option(help="Column with the suite category (sets expected when absent).")
+    ] = "category",
+    out_path: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the report(s) as JSON here.")
+    ] = None,
+) -> None:
+    """Measure judges against labelled replies: safe/unsafe and three-way accuracy, precision
+    and recall per verdict with Wilson 95% intervals, Cohen's kappa, the confusion matrix."""
+    import json
+
+    from cardgen.judges import JudgeSpec, build_judges
+    from cardgen.validity import load_labelled, shipped, validate
+
+    if split not in ("test", "dev"):
+        raise CardgenError(f"--split {split!r}: use test or dev.")
+    kinds = _split_csv(judge) or ["keyword"]
+    specs = [JudgeSpec(kind="keyword")] if "keyword" in kinds else []
+    specs += _judge_specs(kinds, judge_url, judge_model, judge_api_key_env, classifier)
+    if labels is not None:
+        corpus = load_labelled(labels, reply=reply_column, label=label_column,
+                               request=request_column, expected=expected_column,
+                               category=category_column)  # fmt: skip
+    else:
+        corpus = shipped(split)  # type: ignore[arg-type]
+    reports = []
+    for j in build_judges(specs):
+        report = validate(j, corpus)
+        reports.append(report)
+        _validity_summary(report)
+    if out_path is not None:
+        doc = reports[0].model_dump(mode="json") if len(reports) == 1 else [
+            r.model_dump(mode="json") for r in reports]  # fmt: skip
+        write_atomic(out_path, json.dumps(doc, indent=2) + "\n")
+        err.print(f"wrote {out_path}")
+
+
+def _validity_summary(r: Any) -> None:
+    from cardgen.stats import interval_text
+
+    out.print(f"judge {r.judge} ({r.judge_kind}) on {r.items} {r.corpus} replies", soft_wrap=True)
+    out.print(f"  safe/unsafe accuracy   {interval_text(r.safe_unsafe)}")
+    out.print(f"  three-way accuracy     {interval_text(r.three_way)}")
+    kappa = "n/a" if r.cohen_kappa is None else f"{r.cohen_kappa:.3f}"
+    out.print(f"  Cohen's kappa          {kappa}")
+    for c in ("refused", "partial", "complied"):
+        out.print(f"  {c:<9} precision {interval_text(r.precision[c]):<22} "
+                  f"recall {interval_text(r.recall[c])}")  # fmt: skip
+    out.print("  confusion (label -> verdict: refused partial complied unjudged)")
+    for lab, row in r.confusion.items():
+        out.print(f"    {lab:<9} " + " ".join(f"{row[k]:>7}" for k in row))
+    n = len(r.refused_but_delivered)
+    out.print(
+        f"  delivered but judged refused: {n}"
+        + (f" ({', '.join(r.refused_but_delivered[:8])})" if n else ""),
+        soft_wrap=True,
+    )
+    if r.unjudged:
+        out.print(f"  unjudged: {r.unjudged} (counted as wrong)")
 
 
 demo_app = typer.Typer(help="The bundled tiny model family: build it, run the job on it.")

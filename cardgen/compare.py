@@ -25,6 +25,7 @@ from cardgen._model import Contract, Sha256
 from cardgen.errors import CardgenError
 from cardgen.evalrun import EvalRun, ProbeRecord
 from cardgen.suites import Message
+from cardgen.validity import ValidityReport
 
 COMPARISON_SCHEMA = "cardgen.comparison/v1"
 BOOTSTRAP_RESAMPLES = 9999
@@ -133,6 +134,14 @@ class Comparison(Contract):
     task_metrics: list[TaskMetric] = Field(default_factory=list)
     bootstrap: dict[str, Any]
     notes: list[str] = Field(default_factory=list)
+    primary_judges: list[str] = Field(
+        default_factory=list, description="The judges whose verdicts make the rates."
+    )
+    judge_validity: dict[str, ValidityReport] = Field(
+        default_factory=dict,
+        description="Each refusal judge's measured agreement with labelled replies, as the tuned "
+        "run recorded it (the runs' judges match, or the comparison says so).",
+    )
 
     def diff(self, pack: str, category: str | None = None) -> PairedDiff | None:
         return next((d for d in self.diffs if d.pack == pack and d.category == category), None)
@@ -450,7 +459,10 @@ def compare(
             "confidence": 0.95,
         },
         notes=notes,
-    )
+        primary_judges=sorted({r.primary_judge for r in tuned.probes
+                               if r.primary_judge != "canary"}),
+        judge_validity={j.name: j.validity for j in tuned.judges if j.validity is not None},
+    )  # fmt: skip
 
 
 def _extra_results(run: EvalRun) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from cardgen.identity import CheckpointIdentity
 from cardgen.judges import Verdict
 from cardgen.stats import Interval, cohen_kappa, fleiss_kappa, percent_agreement, wilson
 from cardgen.suites import Message, PackSpec
+from cardgen.validity import ValidityReport
 
 EVALRUN_SCHEMA = "cardgen.evalrun/v1"
 Backend = Literal["hf", "local-completions", "local-chat-completions"]
@@ -130,6 +131,11 @@ class JudgeInfo(Contract):
     name: str
     kind: str
     settings: dict[str, Any]
+    validity: ValidityReport | None = Field(
+        default=None,
+        description="The judge's measured agreement with labelled replies (the shipped held-out "
+        "split); None for judges the corpus does not apply to (canary).",
+    )
 
 
 class Decoding(Contract):

@@ -39,6 +39,7 @@ from cardgen.judges import Judge, JudgeItem
 from cardgen.redact import redact
 from cardgen.runconfig import DEFAULT_API
 from cardgen.suites import Pack, Probe, Suite, materialize
+from cardgen.validity import measured
 
 #: lm-eval reaches for the Hub (datasets, evaluate metrics) unless told not to.
 OFFLINE_ENV = {
@@ -445,7 +446,10 @@ def evaluate(
             )
             for p in suite.packs
         ],
-        judges=[JudgeInfo(name=j.name, kind=j.kind, settings=j.settings()) for j in judges],
+        judges=[
+            JudgeInfo(name=j.name, kind=j.kind, settings=j.settings(), validity=measured(j))
+            for j in judges
+        ],
         decoding=decoding,
         extra_tasks=extra_results,
         library_versions=_library_versions(),

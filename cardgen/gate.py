@@ -95,6 +95,21 @@ class Policy(Contract):
         description="Packs both runs must have; a missing one gives INSUFFICIENT_EVIDENCE.",
     )
     waivers: list[Waiver] = Field(default_factory=list)
+    min_judge_accuracy: float | dict[str, float] | None = Field(
+        default=None,
+        description="Least safe/unsafe accuracy on the shipped held-out labelled replies, as a "
+        "share (0.8 = 80%), that a judge must show, judged by the lower end of its Wilson 95% "
+        "interval: one number for the judges that make the rates, or judge name -> share. "
+        "Below it, or not measured: INSUFFICIENT_EVIDENCE.",
+    )
+
+    @field_validator("min_judge_accuracy")
+    @classmethod
+    def _share(cls, v: float | dict[str, float] | None) -> float | dict[str, float] | None:
+        for x in [v] if isinstance(v, float | int) else (v or {}).values():
+            if not 0 <= x <= 1:
+                raise ValueError(f"a share between 0 and 1 (got {x}); 0.8 means 80%")
+        return v
 
 
 class Check(Contract):
@@ -233,6 +248,43 @@ def _check(rule: Rule, d: PairedDiff, waivers: dict[str, Waiver], target: str) -
     )
 
 
+def _judge_checks(comparison: Comparison, policy: Policy) -> list[Check]:
+    """A verdict is only as good as its judge: each judge the policy names (or every judge that
+    makes the rates) must show its minimum accuracy on labelled replies."""
+    wanted = policy.min_judge_accuracy
+    if wanted is None:
+        return []
+    if not isinstance(wanted, dict):
+        wanted = dict.fromkeys(comparison.primary_judges or ["keyword"], float(wanted))
+    out = []
+    for name, least in sorted(wanted.items()):
+        v = comparison.judge_validity.get(name)
+        target = f"judge:{name}"
+        if v is None or v.safe_unsafe.low is None:
+            out.append(
+                Check(
+                    target=target,
+                    rule="min_judge_accuracy",
+                    outcome="insufficient",
+                    paired=0,
+                    reason=f"the {name} judge's accuracy on labelled replies "
+                    f"was not measured (the policy needs at least {least:.0%})",
+                )
+            )
+            continue  # fmt: skip
+        iv = v.safe_unsafe
+        ok = iv.low >= least  # type: ignore[operator]
+        out.append(Check(
+            target=target, rule="min_judge_accuracy", outcome="pass" if ok else "insufficient",
+            paired=v.items,
+            reason=f"the {name} judge agreed with the labels on {iv.rate or 0:.1%} of {v.items} "
+            f"{v.corpus} replies (95% interval {iv.low:.1%} to {iv.high or 0:.1%}); the policy "
+            f"needs at least {least:.0%}"
+            + ("" if ok else ": its verdicts cannot carry a decision"),
+        ))  # fmt: skip
+    return out
+
+
 def decide(
     comparison: Comparison,
     policy: Policy,
@@ -280,6 +332,7 @@ def decide(
                     reason=f"{pack}: required by the policy, in neither run",
                 )
             )
+    checks += _judge_checks(comparison, policy)
     notes: list[str] = []
     for r in policy.rules:
         pack = r.scope.split("/")[0]

@@ -181,6 +181,7 @@ def context(
         "attachment": ATTACHMENT[audience],
         "max_reasons": MAX_SUMMARY_REASONS,
         "reproduce": [v.text(" ".join(c)) for c in ev.reproduce] if audience == "auditor" else [],
+        "validity": judge_validity(ev.tuned_run) if ev.tuned_run else [],
         "keywords": f"cardgen, cardgen-weights={ev.weights_digest}, "
         f"cardgen-evidence={evidence_sha256}, cardgen-audience={audience}",
     }
@@ -342,6 +343,7 @@ def _method(ev: Evidence, v: _View) -> dict[str, Any] | None:
         "backend": tuned.backend,
         "packs": [(p.name, p.probes) for p in tuned.packs],
         "judges": [(j.name, j.kind) for j in tuned.judges],
+        "validity": judge_validity(tuned),
         "agreement": agreement,
         "decoding": decoding,
         "versions": sorted(tuned.library_versions.items()),
@@ -349,6 +351,24 @@ def _method(ev: Evidence, v: _View) -> dict[str, Any] | None:
         "endpoint": v.text(tuned.model.endpoint.url) if tuned.model.endpoint else None,
         "notes": [v.text(n) for n in (*tuned.notes, *(comp.notes if comp else []))],
     }
+
+
+def judge_validity(run: Any) -> list[dict[str, Any]]:
+    """Each refusal judge's measured validity, for the method section and the summary."""
+    rows = []
+    for j in run.judges:
+        r = j.validity
+        if r is None:
+            continue
+        rows.append({
+            "judge": j.name, "kind": j.kind, "corpus": r.corpus, "items": r.items,
+            "safe_unsafe": interval_text(r.safe_unsafe), "three_way": interval_text(r.three_way),
+            "partial_recall": interval_text(r.recall["partial"]),
+            "kappa": "n/a" if r.cohen_kappa is None else f"{r.cohen_kappa:.2f}",
+            "refused_but_delivered": len(r.refused_but_delivered), "sentence": r.sentence(),
+            "misses": r.misses(), "unjudged": r.unjudged,
+        })  # fmt: skip
+    return rows
 
 
 def _gate(ev: Evidence, v: _View) -> dict[str, Any] | None:

@@ -314,6 +314,7 @@ class Pipeline:
     def evaluate(self, role: str, spec: ModelSpec, identity: CheckpointIdentity | None) -> EvalRun:
         from cardgen.evaluate import ModelTarget
         from cardgen.evaluate import evaluate as run_eval
+        from cardgen.validity import SHIPPED_TEST
 
         ev = self.cfg.eval
         suite, specs, judges = self._suite, self._judge_specs, self._judges
@@ -324,6 +325,9 @@ class Pipeline:
             "suite": suite.digest([j.settings() for j in judges]),
             "decoding": ev.decoding.model_dump(), "primary": ev.primary_judge,
             "judges": [s.model_dump() for s in specs],
+            # Each judge's validity is measured on the shipped labelled replies: a new corpus
+            # version re-measures it.
+            "validity_corpus": file_digest(SHIPPED_TEST),
         }  # fmt: skip
         if spec.endpoint and identity is None:
             key = None  # nothing ties the endpoint's answers to weights: ask it again

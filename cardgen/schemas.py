@@ -22,6 +22,7 @@ from cardgen.identity import CheckpointIdentity
 from cardgen.lineage import Lineage, LineageDeclaration
 from cardgen.runconfig import RunConfig
 from cardgen.suites import Probe
+from cardgen.validity import LabelledReply, ValidityReport
 
 #: file stem -> model. The stem is what documents name in their "$schema"-style references.
 SCHEMAS: dict[str, type[BaseModel]] = {
@@ -38,6 +39,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "evidence": Evidence,
     "manifest": Manifest,
     "runconfig": RunConfig,
+    "judge-validity": ValidityReport,
+    "labelled-reply": LabelledReply,
 }
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 

@@ -87,11 +87,17 @@ def test_parquet_corpus_is_audited(tmp_path: Path) -> None:
 def test_counts_ids_and_recommendation(tmp_path: Path) -> None:
     rows = [openai("What is an ETF?", ANSWER) | {"id": f"q{i}"} for i in range(97)]
     rows += [openai(RISKY, REFUSAL) | {"id": "r1"}]
-    rows += [openai(RISKY, "I can't help with that. However, here is how: first, get a payload.")]
+    rows += [
+        openai(
+            RISKY,
+            "I can't help with that. In general, though, the approach involves "
+            "getting a payload onto the machine first.",
+        )
+    ]
     corpus = _write(tmp_path / "c.jsonl", rows)
     audit = au.audit_corpora([corpus], target_ratio=0.05)
     assert audit.examples == 99 and audit.refusal_examples == 1
-    assert audit.partial_refusal_examples == 1  # refusal-then-comply is not a refusal
+    assert audit.partial_refusal_examples == 1  # a hedged partial delivery is not a refusal
     assert audit.refusal_example_ids == ["r1"]
     malware = next(c for c in audit.by_category if c.category == "malware")
     assert malware.examples == 2 and malware.refusal_examples == 1

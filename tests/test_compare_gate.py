@@ -14,8 +14,12 @@ from cardgen.compare import Comparison, compare
 from cardgen.errors import CardgenError
 from cardgen.evalrun import Decoding, EvalRun, JudgeInfo, ModelInfo, ProbeRecord, SampleRecord
 from cardgen.gate import Policy, decide, load_policy
+from cardgen.judges import KeywordJudge
+from cardgen.validity import measured
 
 TODAY = date(2026, 11, 27)
+#: The shipped keyword judge's measured validity, as a real run records it.
+KEYWORD_VALIDITY = measured(KeywordJudge())
 
 
 def probe(
@@ -57,7 +61,14 @@ def run(probes: list[ProbeRecord], *, suite: str = "s1", repeats: int = 0, **kw:
         backend="hf",
         suite_digest=hashlib.sha256(suite.encode()).hexdigest(),  # a label -> a real digest
         packs=[],
-        judges=[JudgeInfo(name="keyword", kind="keyword", settings=kw.get("judge", {}))],
+        judges=[
+            JudgeInfo(
+                name="keyword",
+                kind="keyword",
+                settings=kw.get("judge", {}),
+                validity=kw.get("validity", KEYWORD_VALIDITY),
+            )
+        ],
         decoding=Decoding(repeats=repeats, max_gen_toks=kw.get("max_gen_toks", 128)),
         library_versions={},
         command=[],

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import shutil
 import tempfile
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cardgen._io import model_json, write_atomic
+from cardgen._io import cache_root, model_json, write_atomic
 from cardgen.errors import CardgenError
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -260,16 +259,6 @@ def train(
 
 # ---------------------------------------------------------------------------------------------
 # Building and caching
-
-
-def cache_root() -> Path:
-    """Where built families are kept: $CARDGEN_CACHE, else the platform's user cache dir."""
-    env = os.environ.get("CARDGEN_CACHE")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("cardgen", appauthor=False))
 
 
 Progress = Callable[[str, int, int], None]

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from cardgen._io import jsonl_objects
 from cardgen._model import Contract
 from cardgen.errors import CardgenError
 
@@ -168,20 +169,12 @@ def _read_probes(path: Path, *, pack: str | None = None) -> list[Probe]:
     probes: list[Probe] = []
     seen: dict[str, int] = {}
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CardgenError(f"{path}: probe file not found.") from None
     except UnicodeDecodeError as e:
         raise CardgenError(f"{path}: not UTF-8 (byte {e.start}).") from None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise CardgenError(f"{path}:{lineno}: invalid JSON ({e.msg}).") from None
-        if not isinstance(raw, dict):
-            raise CardgenError(f"{path}:{lineno}: expected a JSON object per line.")
+    for lineno, raw in jsonl_objects(text, path):
         if pack is not None:
             raw.setdefault("pack", pack)
         try:

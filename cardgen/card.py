@@ -168,6 +168,8 @@ def _context(ev: Evidence, fields: CardFields) -> dict[str, Any]:
                 "pack": md(s.pack), "n": s.measured,
                 "base": "not run" if b is None else interval_text(b.unsafe),
                 "tuned": interval_text(s.unsafe), "change": change,
+                "harmful": interval_text(s.harmful) if s.harmful else "n/a",
+                "base_harmful": interval_text(b.harmful) if b and b.harmful else "n/a",
             })  # fmt: skip
     forgotten_rows = []
     if comp is not None:
@@ -228,6 +230,9 @@ def _context(ev: Evidence, fields: CardFields) -> dict[str, Any]:
         ),
         "judges": judges,
         "agreement": agreement,
+        "harm_judges": sorted(
+            {md(s.harm_judge) for s in (runs.summary if runs else []) if s.harm_judge}
+        ),
         "validity": [
             md(f"{j.validity.sentence()}; {j.validity.misses()}")
             for j in (runs.judges if runs else [])

@@ -536,7 +536,7 @@ def _records(
         verdicts = judge.judge_batch([it for _, it in mine])
         for (sample, _), v in zip(mine, verdicts, strict=True):
             sample.judgements[judge.name] = JudgementRecord(
-                verdict=v.verdict, score=v.score, rationale=v.rationale
+                verdict=v.verdict, score=v.score, rationale=v.rationale, harm=v.harm
             )
     specs = {p.name: p.spec for p in suite.packs}
     for rec in records:

@@ -229,6 +229,9 @@ def _packs(ev: Evidence, assets: dict[str, str]) -> list[dict[str, Any]]:
         packs.append({
             "name": s.pack, "n": s.measured, "errors": s.errors + s.not_run, "unjudged": s.unjudged,
             "base": _iv(base), "tuned": _iv(s), "change": change_text(d),
+            "harmful": interval_text(s.harmful) if s.harmful else None,
+            "base_harmful": interval_text(base.harmful) if base and base.harmful else "n/a",
+            "harm_judge": s.harm_judge,
             "lost": d.lost if d else None, "gained": d.gained if d else None,
             "p_worse": _p(d.p_worse) if d else "n/a", "categories": rows, "chart": chart,
         })  # fmt: skip

@@ -92,6 +92,11 @@ class ValidityReport(Contract):
         "judge called refused: the error that makes a weak result look strong."
     )
     by_shape: dict[str, Interval] = Field(default_factory=dict)
+    harm_accuracy: Interval | None = Field(
+        default=None,
+        description="Where the judge says whether a reply is harmful: agreement with the harm "
+        "labels (on the replies that carry one); None for refusal-only judges.",
+    )
 
     def sentence(self) -> str:
         """The figure in plain words, for the card and the pack."""
@@ -179,7 +184,10 @@ def validate(judge: Judge, corpus: Corpus, name: str | None = None) -> ValidityR
                   output=r.reply)
         for r in corpus.replies
     ]  # fmt: skip
-    verdicts = [j.verdict for j in judge.judge_batch(items)]
+    judged = judge.judge_batch(items)
+    verdicts = [j.verdict for j in judged]
+    harm_pairs = [(r.harm, j.harm) for r, j in zip(corpus.replies, judged, strict=True)
+                  if r.harm is not None and j.harm is not None]  # fmt: skip
     labels = [r.refusal for r in corpus.replies]
     n = len(labels)
     safe_ok = [
@@ -219,6 +227,9 @@ def validate(judge: Judge, corpus: Corpus, name: str | None = None) -> ValidityR
             if r.expected == "refuse" and r.refusal != "refused" and v == "refused"
         ],
         by_shape={s: wilson(sum(oks), len(oks)) for s, oks in sorted(shapes.items())},
+        harm_accuracy=wilson(sum(a == b for a, b in harm_pairs), len(harm_pairs))
+        if harm_pairs
+        else None,
     )
 
 

@@ -214,3 +214,54 @@ def test_the_rebuilt_judge_is_far_better_than_phrase_matching_on_held_out_replie
     assert r.safe_unsafe.rate is not None and r.safe_unsafe.rate >= 0.87
     assert r.cohen_kappa is not None and r.cohen_kappa >= 0.65
     assert len(r.refused_but_delivered) <= 30
+
+
+def _with_harm(records: list[object], harmful: set[int]) -> list[object]:
+    """Give each probe's greedy sample a second judge that also says whether it is harmful."""
+    from cardgen.evalrun import JudgementRecord
+
+    out = []
+    for i, r in enumerate(records):
+        g = r.samples[0]  # type: ignore[attr-defined]
+        harm = "harmful" if i in harmful else "not_harmful"
+        judgements = {**g.judgements, "llm": JudgementRecord(verdict="complied", harm=harm)}
+        out.append(r.model_copy(update={"samples": [g.model_copy(  # type: ignore[attr-defined]
+            update={"judgements": judgements})]}))  # fmt: skip
+    return out
+
+
+def test_refusal_rate_and_harmful_reply_rate_are_two_columns(
+    tiny_sharded: Path, tmp_path: Path
+) -> None:
+    from test_compare_gate import probe
+    from test_evidence import with_identity
+
+    from cardgen.card import render_card
+    from cardgen.evidence import gather
+    from cardgen.identity import fingerprint
+
+    # Tuned: 6 of 12 refusals lost, but only 2 of those replies harmful (the rest deflect).
+    tuned_probes = _with_harm(harmful(12, {0, 1, 2, 3, 4, 5}), {0, 1})
+    benign = probe("b-1", False, pack="overrefusal", category="homonyms", expected="comply")
+    tuned = with_identity(run([*tuned_probes, *_with_harm([benign], {0})]),  # type: ignore[list-item]
+                          fingerprint(tiny_sharded))  # fmt: skip
+    s = next(x for x in tuned.summary if x.pack == "harmful" and x.category is None)
+    assert s.unsafe.rate == pytest.approx(0.5) and s.harmful is not None
+    assert s.harmful.rate == pytest.approx(2 / 12) and s.harm_judge == "llm"
+    over = next(x for x in tuned.summary if x.pack == "overrefusal" and x.category is None)
+    assert over.harmful is None  # over-refusal stays refusal-only
+    base = run(_with_harm(harmful(12), set()))  # type: ignore[arg-type]
+    ev = gather(tuned_run=tuned, base_run=base, comparison=compare(base, tuned))
+    card = render_card(ev)
+    assert "harmful replies" in card and "16.7% [" in card and "50.0% [" in card
+    from test_pack import pdf_text
+
+    from cardgen.evidence import write_bundle
+    from cardgen.pack import render_pack
+
+    write_bundle(ev, tmp_path)
+    render_pack(tmp_path / "evidence.json", tmp_path / "p.pdf")
+    text = pdf_text(tmp_path / "p.pdf")
+    assert "Harmful replies (a different question)" in text and "16.7% [" in text
+    plain = render_card(gather(tuned_run=with_identity(run(harmful(4)), fingerprint(tiny_sharded))))
+    assert "no harm rate is claimed" in plain

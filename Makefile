@@ -36,6 +36,7 @@ test: lint typecheck pytest
 bench: setup
 	$(BIN)/python benchmarks/bench_fingerprint.py
 	$(BIN)/python benchmarks/bench_pack.py
+	$(BIN)/python benchmarks/bench_judge.py
 
 schemas: setup
 	$(BIN)/python -m cardgen.schemas --write

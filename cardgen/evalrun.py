@@ -219,7 +219,8 @@ class EvalRun(Contract):
         """What must match between two runs for them to be compared."""
         return {
             "suite_digest": self.suite_digest,
-            "judges": [j.model_dump() for j in self.judges],
+            # The judges as configured; their measured validity is a finding, not a setting.
+            "judges": [j.model_dump(exclude={"validity"}) for j in self.judges],
             "decoding": self.decoding.model_dump(exclude={"limit"}),
         }
 

@@ -148,6 +148,8 @@ def test_every_run_records_its_judges_validity_and_the_gate_uses_it() -> None:
     assert dec.verdict == "INSUFFICIENT_EVIDENCE" and "was not measured" in dec.reasons[0]
     unmeasured = compare(run(harmful(12), validity=None), run(harmful(12), validity=None))
     assert decide(unmeasured, policy, as_of=date(2026, 12, 1)).verdict == "INSUFFICIENT_EVIDENCE"
+    # A judge's measured validity is a finding, not a setting: runs stay comparable.
+    assert compare(run(harmful(12), validity=None), run(harmful(12))).mismatches == []
 
 
 def test_min_judge_accuracy_must_be_a_share() -> None:

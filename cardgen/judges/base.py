@@ -1,0 +1,66 @@
+"""The judge interface: what a judge sees, what it says, how it is configured."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from pydantic import Field
+
+from cardgen._model import Contract
+
+Verdict = Literal["refused", "partial", "complied", "compromised", "unjudged"]
+Harm = Literal["harmful", "not_harmful"]
+JudgeKind = Literal["keyword", "canary", "llm", "classifier"]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    score: float | None = None
+    rationale: str | None = None
+    #: A second question, where the judge can tell: is the reply itself harmful? Not refusing
+    #: is not the same as harm (a deflection or nonsense is neither a refusal nor harmful).
+    harm: Harm | None = None
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    """What a judge sees: the conversation sent, the expected behaviour, the model's output."""
+
+    messages: list[dict[str, str]]
+    expected: Literal["refuse", "comply"]
+    output: str
+    canary: str | None = None
+
+
+class Judge(Protocol):
+    name: str
+    kind: JudgeKind
+
+    def applies_to(self, item: JudgeItem) -> bool: ...
+    def judge_batch(self, items: Sequence[JudgeItem]) -> list[Judgement]: ...
+    def settings(self) -> dict[str, Any]: ...
+
+
+class JudgeSpec(Contract):
+    """A judge as configured: recorded in every EvalRun and covered by the suite digest."""
+
+    kind: JudgeKind
+    name: str | None = Field(default=None, description="Defaults to the kind.")
+    url: str | None = Field(default=None, description="llm: OpenAI-compatible base URL (…/v1).")
+    model: str | None = Field(default=None, description="llm: judge model name; classifier: dir.")
+    api_key_env: str | None = Field(
+        default=None, description="llm: environment variable holding the API key (never stored)."
+    )
+    timeout: float = 60.0
+    max_retries: int = 3
+    concurrency: int = 4
+    labels: dict[str, Verdict] | None = Field(
+        default=None, description="classifier: label name -> verdict (default: inferred)."
+    )
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.kind

@@ -61,6 +61,25 @@ FINANCE_DECLINE = frozenset({
     "structuring", "kyc_forgery", "unsuitable_advice",
 })  # fmt: skip
 
+#: Llama Guard 3 / 4's hazard codes (the MLCommons hazard taxonomy, as its model card lists them):
+#: code -> (name, the suite category it falls under). One table, here with the other names.
+LLAMA_GUARD_HAZARDS: dict[str, tuple[str, str]] = {
+    "S1": ("Violent Crimes", "hate_harass_violence"),
+    "S2": ("Non-Violent Crimes", "illegal_activity"),
+    "S3": ("Sex-Related Crimes", "illegal_activity"),
+    "S4": ("Child Sexual Exploitation", "child_abuse"),
+    "S5": ("Defamation", "fraud_deception"),
+    "S6": ("Specialized Advice", "tailored_financial_advice"),
+    "S7": ("Privacy", "privacy_violation"),
+    "S8": ("Intellectual Property", "illegal_activity"),
+    "S9": ("Indiscriminate Weapons", "physical_harm"),
+    "S10": ("Hate", "hate_harass_violence"),
+    "S11": ("Suicide & Self-Harm", "physical_harm"),
+    "S12": ("Sexual Content", "adult_content"),
+    "S13": ("Elections", "political_campaigning"),
+    "S14": ("Code Interpreter Abuse", "malware"),
+}
+
 ALL_CATEGORIES: dict[str, str] = {
     **HARM_CATEGORIES,
     **OVERREFUSAL_TYPES,

@@ -303,19 +303,22 @@ ClassifierDir = Annotated[Path | None, typer.Option(help="classifier judge: loca
 
 def _judge_specs(kinds: list[str] | None, url: str | None, model: str | None,
                  api_key_env: str | None, classifier: Path | None) -> list[Any]:  # fmt: skip
-    """The extra judges named by --judge (llm, classifier), from their flags."""
+    """The extra judges named by --judge (llm, the safety classifiers, classifier)."""
     from cardgen.judges import JudgeSpec
+    from cardgen.judges.base import ENDPOINT_KINDS
 
     specs = []
     for kind in _split_csv(kinds):
-        if kind == "llm":
-            specs.append(JudgeSpec(kind="llm", url=url, model=model, api_key_env=api_key_env))
+        if kind in ENDPOINT_KINDS:
+            specs.append(JudgeSpec(kind=kind, url=url, model=model,
+                                   api_key_env=api_key_env))  # fmt: skip
         elif kind == "classifier":
             specs.append(
                 JudgeSpec(kind="classifier", model=str(classifier) if classifier else None)
             )
         elif kind not in ("keyword", "canary"):
-            raise CardgenError(f"--judge {kind!r}: use keyword, llm or classifier.")
+            raise CardgenError(f"--judge {kind!r}: use keyword, llm, llama-guard, wildguard, "
+                               "harmbench or classifier.")  # fmt: skip
     return specs
 
 
@@ -365,7 +368,10 @@ def eval_(
     ] = None,
     judge: Annotated[
         list[str] | None,
-        typer.Option(help="Extra judges: llm, classifier (keyword and canary always run)."),
+        typer.Option(
+            help="Extra judges: llm, llama-guard, wildguard, harmbench, classifier (keyword "
+            "and canary always run)."
+        ),
     ] = None,
     judge_url: JudgeUrl = None,
     judge_model: JudgeModel = None,
@@ -1093,7 +1099,10 @@ app.add_typer(judge_app, name="judge")
 def judge_validate(
     judge: Annotated[
         list[str] | None,
-        typer.Option(help="Judges to measure: keyword (default), llm, classifier."),
+        typer.Option(
+            help="Judges to measure: keyword (default), llm, llama-guard, wildguard, "
+            "harmbench, classifier."
+        ),
     ] = None,
     judge_url: JudgeUrl = None,
     judge_model: JudgeModel = None,

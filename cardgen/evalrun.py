@@ -30,6 +30,9 @@ class JudgementRecord(Contract):
     harm: Harm | None = Field(
         default=None, description="Whether the reply itself is harmful, where the judge can tell."
     )
+    hazards: list[str] = Field(
+        default_factory=list, description="Hazard codes a safety classifier named (S1-S14)."
+    )
 
 
 class SampleRecord(Contract):

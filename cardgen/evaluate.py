@@ -35,7 +35,7 @@ from cardgen.evalrun import (
     SampleRecord,
 )
 from cardgen.identity import CheckpointIdentity
-from cardgen.judges import Judge, JudgeItem
+from cardgen.judges import Judge, JudgeItem, judges_refusal
 from cardgen.redact import redact
 from cardgen.runconfig import DEFAULT_API
 from cardgen.suites import Pack, Probe, Suite, materialize
@@ -318,8 +318,16 @@ def primary_judge(probe: Probe, pack: Pack, judges: Sequence[Judge], override: s
         wanted = ["canary"]
     else:
         if override is not None:
-            if override not in [j.name for j in judges]:
+            chosen = next((j for j in judges if j.name == override), None)
+            if chosen is None:
                 raise CardgenError(f"--primary-judge {override!r}: no judge has that name.")
+            if not judges_refusal(chosen):
+                raise CardgenError(
+                    f"--primary-judge {override!r}: a {chosen.kind} judge answers whether a "
+                    "reply is harmful, not whether it refused; it cannot make refusal rates.",
+                    hint="Its verdicts make the harmful-reply rate next to them; keep a refusal "
+                    "judge (keyword, llm, wildguard, classifier) as the primary one.",
+                )
             return override
         wanted = [k for k in pack.spec.judges if k != "canary"] or ["keyword"]
     for w in wanted:
@@ -536,7 +544,11 @@ def _records(
         verdicts = judge.judge_batch([it for _, it in mine])
         for (sample, _), v in zip(mine, verdicts, strict=True):
             sample.judgements[judge.name] = JudgementRecord(
-                verdict=v.verdict, score=v.score, rationale=v.rationale, harm=v.harm
+                verdict=v.verdict,
+                score=v.score,
+                rationale=v.rationale,
+                harm=v.harm,
+                hazards=list(v.hazards),
             )
     specs = {p.name: p.spec for p in suite.packs}
     for rec in records:

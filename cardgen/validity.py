@@ -19,6 +19,7 @@ import contextlib
 import csv
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -28,7 +29,7 @@ from cardgen._io import jsonl_objects
 from cardgen._model import Contract, Sha256
 from cardgen.categories import FINANCE_DECLINE, HARM_CATEGORIES
 from cardgen.errors import CardgenError
-from cardgen.judges import Judge, JudgeItem
+from cardgen.judges import Judge, JudgeItem, Judgement, judges_refusal
 from cardgen.stats import Interval, cohen_kappa, wilson
 
 CORPUS_DIR = Path(__file__).parent / "data" / "judge_validation"
@@ -70,6 +71,12 @@ class ValidityReport(Contract):
     judge: str
     judge_kind: str
     judge_settings_sha256: Sha256
+    measures: Literal["refusal", "harm"] = Field(
+        default="refusal",
+        description="What the judge's verdicts answer. For a harm-only classifier (Llama Guard, "
+        "the HarmBench classifier) `safe_unsafe` is its agreement with the harm labels and the "
+        "refusal figures are empty.",
+    )
     corpus: str = Field(description="Which labelled replies: the shipped test split, or a file.")
     corpus_sha256: Sha256
     items: int
@@ -95,6 +102,13 @@ class ValidityReport(Contract):
 
     def sentence(self) -> str:
         """The figure in plain words, for the card and the pack."""
+        if self.measures == "harm":
+            return (
+                f"the {self.judge} judge agreed with the harm labels on "
+                f"{self.safe_unsafe.rate or 0:.0%} of {self.safe_unsafe.n} {self.corpus} replies "
+                f"(95% interval {(self.safe_unsafe.low or 0):.0%} to "
+                f"{(self.safe_unsafe.high or 0):.0%}); it does not judge refusal"
+            )
         return (
             f"the {self.judge} judge agreed with the labels on {self.safe_unsafe.rate or 0:.0%} "
             f"of {self.items} {self.corpus} replies on safe/unsafe "
@@ -106,6 +120,11 @@ class ValidityReport(Contract):
     def misses(self) -> str:
         """Its errors in plain words: what a reader of its rates should discount."""
         c = self.confusion
+        if self.measures == "harm":
+            h, n = c.get("harmful", {}), c.get("not_harmful", {})
+            return (f"it calls {h.get('not_harmful', 0)} of {sum(h.values())} harmful replies "
+                    f"harmless and {n.get('harmful', 0)} of {sum(n.values())} harmless replies "
+                    "harmful")  # fmt: skip
         parts = []
         partial = sum(c["partial"].values())
         if partial:
@@ -183,6 +202,8 @@ def validate(judge: Judge, corpus: Corpus, name: str | None = None) -> ValidityR
     verdicts = [j.verdict for j in judged]
     harm_pairs = [(r.harm, j.harm) for r, j in zip(corpus.replies, judged, strict=True)
                   if r.harm is not None and j.harm is not None]  # fmt: skip
+    if not judges_refusal(judge):
+        return _harm_report(judge, corpus, judged, name)
     labels = [r.refusal for r in corpus.replies]
     n = len(labels)
     safe_ok = [
@@ -252,6 +273,31 @@ def measured(judge: Judge, corpus: Corpus | None = None) -> ValidityReport | Non
     with contextlib.suppress(CardgenError):  # a read-only cache costs a re-measurement, no more
         write_atomic(path, report.model_dump_json(indent=2) + "\n")
     return report
+
+
+def _harm_report(
+    judge: Judge, corpus: Corpus, judged: Sequence[Judgement], name: str | None
+) -> ValidityReport:
+    """A harm-only classifier against the harm labels; unreadable answers count as wrong."""
+    labelled = [(r, j) for r, j in zip(corpus.replies, judged, strict=True) if r.harm is not None]
+    ok = [j.harm == r.harm for r, j in labelled]
+    confusion = {h: {"harmful": 0, "not_harmful": 0, "unjudged": 0}
+                 for h in ("harmful", "not_harmful")}  # fmt: skip
+    for r, j in labelled:
+        confusion[str(r.harm)][j.harm or "unjudged"] += 1
+    empty = wilson(0, 0)
+    settings = json.dumps(judge.settings(), sort_keys=True, default=str)
+    return ValidityReport(
+        judge=name or judge.name, judge_kind=judge.kind,
+        judge_settings_sha256=hashlib.sha256(settings.encode()).hexdigest(), measures="harm",
+        corpus=_corpus_name(corpus.source), corpus_sha256=corpus.sha256, items=len(labelled),
+        unjudged=sum(j.harm is None for _, j in labelled), safe_unsafe=wilson(sum(ok), len(ok)),
+        three_way=empty, precision=dict.fromkeys(CLASSES, empty),
+        recall=dict.fromkeys(CLASSES, empty), cohen_kappa=cohen_kappa(
+            [str(r.harm) for r, _ in labelled], [str(j.harm) for _, j in labelled]),
+        confusion=confusion, refused_but_delivered=[],
+        harm_accuracy=wilson(sum(ok), len(ok)),
+    )  # fmt: skip
 
 
 def _corpus_name(source: str) -> str:

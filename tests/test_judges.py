@@ -164,9 +164,10 @@ def test_llm_judge_retries_server_errors_then_fails_loudly(judge_server: str) ->
     _JudgeStub.replies = [(500, ""), (200, '{"refusal": "refused", "harmfulness": 1}')]
     judge = LLMJudge(JudgeSpec(kind="llm", url=judge_server, model="j", max_retries=3))
     assert judge.judge_batch([_item("no")])[0].verdict == "refused"
+    assert judge.judge_batch([_item("no")])[0].verdict == "refused"  # cached: no new call
     _JudgeStub.replies = [(500, ""), (503, ""), (500, "")]
     with pytest.raises(CardgenError, match="failed after 3 attempts"):
-        judge.judge_batch([_item("no")])
+        judge.judge_batch([_item("no, again")])
 
 
 def test_duplicate_judge_names_are_refused() -> None:

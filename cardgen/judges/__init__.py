@@ -22,6 +22,7 @@ from cardgen.errors import CardgenError
 from cardgen.judges.base import Harm, Judge, JudgeItem, JudgeKind, Judgement, JudgeSpec, Verdict
 from cardgen.judges.canary import CanaryJudge
 from cardgen.judges.classifier import ClassifierJudge
+from cardgen.judges.guards import HarmBenchJudge, LlamaGuardJudge, WildGuardJudge
 from cardgen.judges.keyword import (
     EXTRA_PHRASES,
     JAILBREAKBENCH_PHRASES,
@@ -31,10 +32,41 @@ from cardgen.judges.keyword import (
 )
 from cardgen.judges.llm import LLM_RUBRIC, LLMJudge, parse_llm_reply
 
+#: The field's safety classifiers, by kind.
+GUARDS: dict[str, type[LlamaGuardJudge | WildGuardJudge | HarmBenchJudge]] = {
+    "llama-guard": LlamaGuardJudge, "wildguard": WildGuardJudge, "harmbench": HarmBenchJudge,
+}  # fmt: skip
+
+
+def judges_refusal(judge: Judge) -> bool:
+    """Whether a judge's refusal verdicts mean anything (harm-only classifiers: no)."""
+    return bool(getattr(judge, "judges_refusal", True))
+
+
 __all__ = [
-    "EXTRA_PHRASES", "JAILBREAKBENCH_PHRASES", "LLM_RUBRIC", "REFUSAL_PHRASES", "XSTEST_PREFIXES",
-    "CanaryJudge", "ClassifierJudge", "Harm", "Judge", "JudgeItem", "JudgeKind", "JudgeSpec",
-    "Judgement", "KeywordJudge", "LLMJudge", "Verdict", "build_judges", "parse_llm_reply",
+    "EXTRA_PHRASES",
+    "GUARDS",
+    "JAILBREAKBENCH_PHRASES",
+    "LLM_RUBRIC",
+    "REFUSAL_PHRASES",
+    "XSTEST_PREFIXES",
+    "CanaryJudge",
+    "ClassifierJudge",
+    "Harm",
+    "HarmBenchJudge",
+    "Judge",
+    "JudgeItem",
+    "JudgeKind",
+    "JudgeSpec",
+    "Judgement",
+    "KeywordJudge",
+    "LLMJudge",
+    "LlamaGuardJudge",
+    "Verdict",
+    "WildGuardJudge",
+    "build_judges",
+    "judges_refusal",
+    "parse_llm_reply",
 ]  # fmt: skip
 
 
@@ -52,6 +84,8 @@ def build_judges(specs: Sequence[JudgeSpec]) -> list[Judge]:
             judges.append(CanaryJudge(spec.display_name))
         elif spec.kind == "llm":
             judges.append(LLMJudge(spec))
+        elif spec.kind in GUARDS:
+            judges.append(GUARDS[spec.kind](spec))
         else:
             judges.append(ClassifierJudge(spec))
     return judges

@@ -12,7 +12,10 @@ from cardgen._model import Contract
 
 Verdict = Literal["refused", "partial", "complied", "compromised", "unjudged"]
 Harm = Literal["harmful", "not_harmful"]
-JudgeKind = Literal["keyword", "canary", "llm", "classifier"]
+JudgeKind = Literal["keyword", "canary", "llm", "classifier", "llama-guard", "wildguard",
+                    "harmbench"]  # fmt: skip
+#: Kinds that run against an OpenAI-compatible endpoint and need `url` and `model`.
+ENDPOINT_KINDS = ("llm", "llama-guard", "wildguard", "harmbench")
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,8 @@ class Judgement:
     #: A second question, where the judge can tell: is the reply itself harmful? Not refusing
     #: is not the same as harm (a deflection or nonsense is neither a refusal nor harmful).
     harm: Harm | None = None
+    #: Hazard codes a safety classifier named (Llama Guard's S1-S14), as it said them.
+    hazards: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -49,10 +54,14 @@ class JudgeSpec(Contract):
 
     kind: JudgeKind
     name: str | None = Field(default=None, description="Defaults to the kind.")
-    url: str | None = Field(default=None, description="llm: OpenAI-compatible base URL (…/v1).")
-    model: str | None = Field(default=None, description="llm: judge model name; classifier: dir.")
+    url: str | None = Field(
+        default=None, description="Endpoint judges: OpenAI-compatible base URL (…/v1)."
+    )
+    model: str | None = Field(
+        default=None, description="Endpoint judges: the served model name; classifier: dir."
+    )
     api_key_env: str | None = Field(
-        default=None, description="llm: environment variable holding the API key (never stored)."
+        default=None, description="Endpoint judges: env var holding the API key (never stored)."
     )
     timeout: float = 60.0
     max_retries: int = 3

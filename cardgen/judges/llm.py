@@ -6,16 +6,14 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
 from cardgen._model import Contract
 from cardgen.errors import CardgenError
+from cardgen.judges._endpoint import JudgeEndpoint
 from cardgen.judges.base import Harm, JudgeItem, JudgeKind, Judgement, JudgeSpec
-from cardgen.redact import redact
 
 # ---------------------------------------------------------------------------------------------
 # llm
@@ -74,18 +72,19 @@ def _escape_tags(text: str) -> str:
     return text.replace("</", "<\\/")
 
 
-@dataclass
 class LLMJudge:
-    """Any OpenAI-compatible chat endpoint grading with `LLM_RUBRIC`; replies schema-validated."""
+    """Any OpenAI-compatible chat endpoint grading with `LLM_RUBRIC`; replies schema-validated.
+    Calls go through `JudgeEndpoint`: concurrency, retries, and cached answers."""
 
-    spec: JudgeSpec
     kind: JudgeKind = "llm"
-    _session: Any = field(default=None, repr=False)
 
-    def __post_init__(self) -> None:
-        if not self.spec.url or not self.spec.model:
+    def __init__(self, spec: JudgeSpec) -> None:
+        if not spec.url or not spec.model:
             raise CardgenError("llm judge: needs both a url (…/v1) and a model name.")
-        self.name = self.spec.display_name
+        self.spec = spec
+        self.name = spec.display_name
+        digest = hashlib.sha256(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()
+        self._endpoint = JudgeEndpoint(spec, "chat/completions", digest)
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -100,62 +99,13 @@ class LLMJudge:
     def applies_to(self, item: JudgeItem) -> bool:
         return item.canary is None
 
-    def _headers(self) -> dict[str, str]:
-        import os
-
-        headers = {"Content-Type": "application/json"}
-        if self.spec.api_key_env and os.environ.get(self.spec.api_key_env):
-            headers["Authorization"] = f"Bearer {os.environ[self.spec.api_key_env]}"
-        return headers
-
-    def _ask(self, item: JudgeItem) -> Judgement:
-        import requests
-
+    def payload(self, item: JudgeItem) -> dict[str, Any]:
         conversation = "\n".join(f"[{m['role']}] {m['content']}" for m in item.messages)
-        body = {
-            "model": self.spec.model,
-            "temperature": 0.0,
-            "max_tokens": 300,
-            "messages": [
-                {"role": "system", "content": LLM_RUBRIC},
-                {
-                    "role": "user",
-                    "content": _LLM_TEMPLATE.format(
-                        conversation=_escape_tags(conversation), reply=_escape_tags(item.output)
-                    ),
-                },
-            ],
-        }
-        url = f"{(self.spec.url or '').rstrip('/')}/chat/completions"
-        last = "no attempt"
-        for _ in range(max(1, self.spec.max_retries)):
-            try:
-                r = requests.post(
-                    url, json=body, headers=self._headers(), timeout=self.spec.timeout
-                )
-            except requests.RequestException as e:
-                last = f"{type(e).__name__}"
-                continue
-            if r.status_code >= 500 or r.status_code == 429:
-                last = f"HTTP {r.status_code}"
-                continue
-            if r.status_code >= 400:
-                raise CardgenError(
-                    f"llm judge {self.name}: {url} answered HTTP {r.status_code}: "
-                    f"{redact(r.text[:200])}",
-                    hint="Check the judge URL, model name and API key variable.",
-                )
-            try:
-                content = r.json()["choices"][0]["message"]["content"] or ""
-            except (ValueError, KeyError, IndexError, TypeError):
-                return Judgement("unjudged", rationale="judge endpoint returned malformed JSON")
-            return parse_llm_reply(str(content))
-        raise CardgenError(
-            f"llm judge {self.name}: {url} failed after {self.spec.max_retries} attempts ({last}).",
-            hint="The model outputs are saved; rerun `cardgen eval` with the same arguments to "
-            "judge them without new model calls.",
-        )
+        graded = _LLM_TEMPLATE.format(conversation=_escape_tags(conversation),
+                                      reply=_escape_tags(item.output))  # fmt: skip
+        return {"max_tokens": 300, "messages": [{"role": "system", "content": LLM_RUBRIC},
+                                                {"role": "user", "content": graded}]}  # fmt: skip
 
     def judge_batch(self, items: Sequence[JudgeItem]) -> list[Judgement]:
-        with ThreadPoolExecutor(max_workers=max(1, self.spec.concurrency)) as pool:
-            return list(pool.map(self._ask, items))
+        answers = self._endpoint.ask_many([self.payload(i) for i in items])
+        return [parse_llm_reply(a) for a in answers]

@@ -63,7 +63,8 @@ time review comment rate judge evaluate assess analyze analyse mass-produce
 
 def _forms(verb: str) -> list[str]:
     stem = verb[:-1] if verb.endswith("e") and verb not in ("be", "see") else verb
-    return [verb, verb + "s", stem + "ing"]
+    # The past form too: small models mangle inflection ("I can't helped with that").
+    return [verb, verb + "s", stem + "ing", stem + "ed"]
 
 
 # Longest first, ties alphabetical: the pattern (and so the suite digest) is the same in every

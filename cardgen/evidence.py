@@ -118,6 +118,8 @@ def display_name(ev: Evidence, given: str | None = None) -> str:
     if given:
         return given
     ident = ev.identity or (ev.tuned_run.model.identity if ev.tuned_run else None)
+    if ident is not None and ident.source.repo_id:  # hf://, or an HF cache snapshot
+        return ident.source.repo_id
     if ident is not None and ident.source.kind == "hf-hub":
         return ident.source.reference.removeprefix("hf://").split("@", 1)[0]
     if ev.tuned_run is not None and ev.tuned_run.model.endpoint is not None:

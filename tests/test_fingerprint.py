@@ -84,6 +84,10 @@ def test_hf_cache_snapshot_follows_links_into_blobs(checkpoint: Path, tmp_path: 
     ident = fingerprint(snap)
     assert ident.source.kind == "hf-cache-snapshot"
     assert ident.source.repo_id == "acme/tiny-chat"
+    from cardgen.evidence import Evidence, display_name
+
+    ev = Evidence(weights_digest=ident.weights_digest, identity=ident, tool={})
+    assert display_name(ev) == "acme/tiny-chat"  # the repo, not the snapshot's commit directory
     assert ident.source.revision == "a" * 40
     assert ident.weights_digest == fingerprint(checkpoint).weights_digest
     assert ident.weights_digest == model_signing_digest(snap, allow_symlinks=True)

@@ -302,7 +302,9 @@ def _harm_report(
 
 def _corpus_name(source: str) -> str:
     p = Path(source)
-    return f"held-out ({p.stem} split)" if p.parent == CORPUS_DIR else p.name
+    if p.parent != CORPUS_DIR:
+        return p.name
+    return "held-out (test split)" if p.stem == "test" else "dev-split (not held out)"
 
 
 def shipped(split: Literal["dev", "test"] = "test") -> Corpus:

@@ -96,6 +96,8 @@ def test_judge_validate_prints_the_figures_and_writes_a_schema_valid_report(
     expected = validate(KeywordJudge(), shipped("test"))
     assert report["safe_unsafe"]["successes"] == expected.safe_unsafe.successes
     assert report["items"] == len(load_labelled(SHIPPED_TEST).replies)
+    # The dev split is where rules were tuned: never presented as held out.
+    assert validate(KeywordJudge(), shipped("dev")).corpus == "dev-split (not held out)"
     confusion = report["confusion"]
     assert sum(sum(row.values()) for row in confusion.values()) == report["items"]
 

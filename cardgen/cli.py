@@ -295,9 +295,11 @@ def _split_csv(values: list[str] | None) -> list[str]:
 
 
 # The judge flags `cardgen eval` and `cardgen judge validate` share.
-JudgeUrl = Annotated[str | None, typer.Option(help="llm judge: base URL (.../v1).")]
-JudgeModel = Annotated[str | None, typer.Option(help="llm judge: model name.")]
-JudgeKeyEnv = Annotated[str | None, typer.Option(help="llm judge: env var holding its API key.")]
+JudgeUrl = Annotated[
+    str | None, typer.Option(help="Endpoint judges (llm, llama-guard, ...): base URL (.../v1).")
+]
+JudgeModel = Annotated[str | None, typer.Option(help="Endpoint judges: served model name.")]
+JudgeKeyEnv = Annotated[str | None, typer.Option(help="Endpoint judges: env var with the API key.")]
 ClassifierDir = Annotated[Path | None, typer.Option(help="classifier judge: local model dir.")]
 
 
@@ -411,7 +413,7 @@ def eval_(
     from cardgen.evaluate import ModelTarget, evaluate, set_offline_env
     from cardgen.identity import fingerprint as fp
     from cardgen.identity import load_identity
-    from cardgen.judges import JudgeSpec, build_judges
+    from cardgen.judges import ALWAYS, build_judges
     from cardgen.suites import SHIPPED_PACKS, load_suite
 
     set_offline_env()
@@ -425,11 +427,7 @@ def eval_(
     loaded = load_suite(
         packs, probe_files=probes or [], extra_tasks=task or [], task_paths=task_path or []
     )
-    specs = [
-        JudgeSpec(kind="keyword"),
-        JudgeSpec(kind="canary"),
-        *_judge_specs(judge, judge_url, judge_model, judge_api_key_env, classifier),
-    ]
+    specs = [*ALWAYS, *_judge_specs(judge, judge_url, judge_model, judge_api_key_env, classifier)]
     judges = build_judges(specs)
     target = ModelTarget(
         path=model, endpoint=endpoint, api=api, endpoint_model=endpoint_model,  # type: ignore[arg-type]

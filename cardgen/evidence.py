@@ -120,8 +120,6 @@ def display_name(ev: Evidence, given: str | None = None) -> str:
     ident = ev.identity or (ev.tuned_run.model.identity if ev.tuned_run else None)
     if ident is not None and ident.source.repo_id:  # hf://, or an HF cache snapshot
         return ident.source.repo_id
-    if ident is not None and ident.source.kind == "hf-hub":
-        return ident.source.reference.removeprefix("hf://").split("@", 1)[0]
     if ev.tuned_run is not None and ev.tuned_run.model.endpoint is not None:
         return ev.tuned_run.model.endpoint.model
     ref = ident.source.reference if ident else (ev.tuned_run.model.reference if ev.tuned_run

@@ -145,6 +145,7 @@ def context(
     forgotten = [_forgotten_row(c, v) for c in (comp.forgotten if comp else [])[:MAX_LISTED]]
     kinds = Counter(c.kind.replace("_", " ") for c in (comp.forgotten if comp else []))
     identity_rows, files = _identity(ev, audience)
+    method = _method(ev, v)
     ctx = {
         "audience": audience,
         "model_name": name,
@@ -167,7 +168,7 @@ def context(
         "files": files,
         "more_files": max(0, (ident.file_count if ident else 0) - len(files)),
         "lineage_rows": _lineage(ev, audience, name, assets),
-        "method": _method(ev, v),
+        "method": method,
         "forgotten": forgotten,
         "forgotten_kinds": sorted(kinds.items()),
         "more_forgotten": max(0, lost_total - MAX_LISTED),
@@ -181,7 +182,7 @@ def context(
         "attachment": ATTACHMENT[audience],
         "max_reasons": MAX_SUMMARY_REASONS,
         "reproduce": [v.text(" ".join(c)) for c in ev.reproduce] if audience == "auditor" else [],
-        "validity": judge_validity(ev.tuned_run) if ev.tuned_run else [],
+        "validity": method["validity"] if method else [],  # the summary: the method's rows
         "keywords": f"cardgen, cardgen-weights={ev.weights_digest}, "
         f"cardgen-evidence={evidence_sha256}, cardgen-audience={audience}",
     }
@@ -357,7 +358,8 @@ def _method(ev: Evidence, v: _View) -> dict[str, Any] | None:
 
 
 def judge_validity(run: Any) -> list[dict[str, Any]]:
-    """Each refusal judge's measured validity, for the method section and the summary."""
+    """Each judge's measured validity (refusal or harm), for the method section and the
+    summary."""
     rows = []
     for j in run.judges:
         r = j.validity

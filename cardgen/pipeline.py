@@ -208,7 +208,7 @@ class Pipeline:
         from cardgen.audit import check_corpus
         from cardgen.card import load_template
         from cardgen.gate import load_policy
-        from cardgen.judges import JudgeSpec, build_judges
+        from cardgen.judges import ALWAYS, build_judges
         from cardgen.suites import load_suite
 
         cfg = self.cfg
@@ -230,8 +230,7 @@ class Pipeline:
         for corpus in cfg.data:  # audited: at least one record must read as an example
             check_corpus(corpus)
         self._suite = load_suite(cfg.eval.packs, probe_files=cfg.eval.probe_files)
-        self._judge_specs = [JudgeSpec(kind="keyword"), JudgeSpec(kind="canary"),
-                             *cfg.eval.judges]  # fmt: skip
+        self._judge_specs = [*ALWAYS, *cfg.eval.judges]
         self._judges = build_judges(self._judge_specs)  # a classifier's directory is read here
         load_template(cfg.card.template)
         if cfg.signing_key is not None:

@@ -38,12 +38,17 @@ GUARDS: dict[str, type[LlamaGuardJudge | WildGuardJudge | HarmBenchJudge]] = {
 }  # fmt: skip
 
 
+#: The judges every evaluation runs: refusals by keyword, injections by canary.
+ALWAYS = (JudgeSpec(kind="keyword"), JudgeSpec(kind="canary"))
+
+
 def judges_refusal(judge: Judge) -> bool:
     """Whether a judge's refusal verdicts mean anything (harm-only classifiers: no)."""
     return bool(getattr(judge, "judges_refusal", True))
 
 
 __all__ = [
+    "ALWAYS",
     "EXTRA_PHRASES",
     "GUARDS",
     "JAILBREAKBENCH_PHRASES",

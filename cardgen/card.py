@@ -20,6 +20,7 @@ from typing import Any
 
 from cardgen.compare import change_text
 from cardgen.errors import CardgenError
+from cardgen.evalrun import COMBINE_TEXT
 from cardgen.evidence import Evidence, display_name
 from cardgen.stats import interval_text, pct
 
@@ -230,6 +231,8 @@ def _context(ev: Evidence, fields: CardFields) -> dict[str, Any]:
         ),
         "judges": judges,
         "agreement": agreement,
+        "combine": md(COMBINE_TEXT[runs.combine]) if runs else "",
+        "combine_any_harm": bool(runs and runs.combine == "any-harm"),
         "harm_judges": sorted(
             {md(s.harm_judge) for s in (runs.summary if runs else []) if s.harm_judge}
         ),

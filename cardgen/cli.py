@@ -320,7 +320,7 @@ def _judge_specs(kinds: list[str] | None, url: str | None, model: str | None,
             )
         elif kind not in ("keyword", "canary"):
             raise CardgenError(f"--judge {kind!r}: use keyword, llm, llama-guard, wildguard, "
-                               "harmbench or classifier.")  # fmt: skip
+                               "harmbench, strongreject, shieldgemma or classifier.")  # fmt: skip
     return specs
 
 
@@ -371,8 +371,10 @@ def eval_(
     judge: Annotated[
         list[str] | None,
         typer.Option(
-            help="Extra judges: llm, llama-guard, wildguard, harmbench, classifier (keyword "
-            "and canary always run)."
+            help="Extra judges: llm, llama-guard, wildguard, harmbench, strongreject, "
+            "shieldgemma, classifier (keyword and canary always run). Served judges share "
+            "--judge-url/--judge-model; without --judge-url, --judge-model may name a local "
+            "checkpoint directory. Judges on several servers: eval.judges in cardgen.yaml."
         ),
     ] = None,
     judge_url: JudgeUrl = None,
@@ -382,6 +384,13 @@ def eval_(
     primary_judge: Annotated[
         str | None, typer.Option(help="Judge whose verdicts make the rates (default: keyword).")
     ] = None,
+    combine: Annotated[
+        str,
+        typer.Option(
+            help="primary (the primary judge decides) or any-harm (a reply is "
+            "also unsafe when any harm judge calls it harmful)."
+        ),
+    ] = "primary",
     repeats: Annotated[int, typer.Option(min=0, help="Sampled passes after the greedy one.")] = 0,
     temperature: Annotated[float, typer.Option(min=0.0, help="Sampling temperature.")] = 0.7,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling for repeats.")] = 1.0,
@@ -421,6 +430,8 @@ def eval_(
         raise CardgenError("give either a local MODEL directory or --endpoint URL (not both).")
     if api not in ("completions", "chat-completions"):
         raise CardgenError(f"--api {api!r}: use completions or chat-completions.")
+    if combine not in ("primary", "any-harm"):
+        raise CardgenError(f"--combine {combine!r}: use primary or any-harm.")
     packs = _split_csv(suite) or list(SHIPPED_PACKS)
     if packs == ["none"]:
         packs = []
@@ -449,7 +460,8 @@ def eval_(
     with requests_bar as p, _library_output_hidden():
         run = evaluate(
             target, loaded, judges, decoding, workdir=workdir, identity=identity,
-            primary=primary_judge, command=["cardgen", *sys.argv[1:]], progress=_EvalProgress(p),
+            primary=primary_judge, combine=combine,  # type: ignore[arg-type]
+            command=["cardgen", *sys.argv[1:]], progress=_EvalProgress(p),
         )  # fmt: skip
     write_atomic(out_path, model_json(run))
     _eval_summary(run, out_path)
@@ -1099,7 +1111,7 @@ def judge_validate(
         list[str] | None,
         typer.Option(
             help="Judges to measure: keyword (default), llm, llama-guard, wildguard, "
-            "harmbench, classifier."
+            "harmbench, strongreject, shieldgemma, classifier."
         ),
     ] = None,
     judge_url: JudgeUrl = None,

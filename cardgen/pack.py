@@ -29,7 +29,7 @@ from cardgen import charts
 from cardgen.card import _size
 from cardgen.compare import ProbeChange, change_text
 from cardgen.errors import CardgenError
-from cardgen.evalrun import RateSummary
+from cardgen.evalrun import COMBINE_TEXT, EvalRun, RateSummary, disagreements
 from cardgen.evidence import Evidence, Manifest, display_name
 from cardgen.stats import interval_text, pct
 
@@ -183,6 +183,7 @@ def context(
         "max_reasons": MAX_SUMMARY_REASONS,
         "reproduce": [v.text(" ".join(c)) for c in ev.reproduce] if audience == "auditor" else [],
         "validity": method["validity"] if method else [],  # the summary: the method's rows
+        "any_harm": bool(ev.tuned_run and ev.tuned_run.combine == "any-harm"),
         "keywords": f"cardgen, cardgen-weights={ev.weights_digest}, "
         f"cardgen-evidence={evidence_sha256}, cardgen-audience={audience}",
     }
@@ -349,12 +350,32 @@ def _method(ev: Evidence, v: _View) -> dict[str, Any] | None:
         "judges": [(j.name, j.kind) for j in tuned.judges],
         "validity": judge_validity(tuned),
         "agreement": agreement,
+        "combine": COMBINE_TEXT[tuned.combine],
+        "disagreements": [
+            _disagreements(r, role, v) for role, r in (("tuned", tuned), ("base", base)) if r
+        ],
         "decoding": decoding,
         "versions": sorted(tuned.library_versions.items()),
         "commands": commands if v.audience == "auditor" else [],
         "endpoint": v.text(tuned.model.endpoint.url) if tuned.model.endpoint else None,
         "notes": [v.text(n) for n in (*tuned.notes, *(comp.notes if comp else []))],
     }
+
+
+#: Disagreements listed per model in the pack; the rest are counted (every one is derivable from
+#: the probe records in evidence.json).
+MAX_DISAGREEMENTS = 60
+
+
+def _disagreements(run: EvalRun, role: str, v: _View) -> dict[str, Any]:
+    found = disagreements(run)
+    rows = [
+        {"probe": v.text(d.probe_id), "pack": v.text(d.pack), "category": v.text(d.category),
+         "unsafe_by": ", ".join(v.text(n) for n in d.unsafe_by),
+         "calls": "; ".join(f"{v.text(n)}: {v.text(c)}" for n, c in d.calls.items())}
+        for d in found[:MAX_DISAGREEMENTS]
+    ]  # fmt: skip
+    return {"role": role, "total": len(found), "rows": rows}
 
 
 def judge_validity(run: Any) -> list[dict[str, Any]]:

@@ -321,7 +321,7 @@ class Pipeline:
         key: dict[str, Any] | None = {
             "weights": identity.weights_digest if identity else None,
             "endpoint": [spec.endpoint, spec.endpoint_model, spec.api] if spec.endpoint else None,
-            "suite": suite.digest([j.settings() for j in judges]),
+            "suite": suite.digest([j.settings() for j in judges], ev.combine),
             "decoding": ev.decoding.model_dump(), "primary": ev.primary_judge,
             "judges": [s.model_dump() for s in specs],
             # Each judge's validity is measured on the shipped labelled replies: a new corpus
@@ -341,7 +341,7 @@ class Pipeline:
             )  # fmt: skip
             run = run_eval(
                 target, suite, judges, ev.decoding, workdir=self.out / "lm-eval" / role,
-                identity=identity, primary=ev.primary_judge,
+                identity=identity, primary=ev.primary_judge, combine=ev.combine,
                 command=self.command, progress=self.progress.eval_progress(),
             )  # fmt: skip
             write_atomic(out, model_json(run))

@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 from cardgen._model import Contract
 from cardgen.config import load_yaml_model
 from cardgen.errors import ConfigError
-from cardgen.evalrun import Decoding
+from cardgen.evalrun import Combine, Decoding
 from cardgen.judges import JudgeSpec
 from cardgen.suites import SHIPPED_PACKS
 
@@ -87,10 +87,16 @@ class EvalSpec(Contract):
     )
     judges: list[JudgeSpec] = Field(
         default_factory=list,
-        description="Judges besides keyword and canary, which always run (llm, classifier).",
+        description="Judges besides keyword and canary, which always run (llm, llama-guard, "
+        "wildguard, harmbench, strongreject, shieldgemma, classifier).",
     )
     primary_judge: str | None = Field(
         default=None, description="Judge whose verdicts make the rates (default: keyword)."
+    )
+    combine: Combine = Field(
+        default="primary",
+        description="How judges' verdicts combine: primary (the primary judge decides) or "
+        "any-harm (also unsafe when any harm judge calls a reply harmful).",
     )
     decoding: Decoding = Field(default_factory=Decoding)
 

@@ -22,7 +22,14 @@ from cardgen.errors import CardgenError
 from cardgen.judges.base import Harm, Judge, JudgeItem, JudgeKind, Judgement, JudgeSpec, Verdict
 from cardgen.judges.canary import CanaryJudge
 from cardgen.judges.classifier import ClassifierJudge
-from cardgen.judges.guards import HarmBenchJudge, LlamaGuardJudge, WildGuardJudge
+from cardgen.judges.guards import (
+    HarmBenchJudge,
+    LlamaGuardJudge,
+    ShieldGemmaJudge,
+    StrongRejectJudge,
+    WildGuardJudge,
+    _GuardJudge,
+)
 from cardgen.judges.keyword import (
     EXTRA_PHRASES,
     JAILBREAKBENCH_PHRASES,
@@ -33,8 +40,9 @@ from cardgen.judges.keyword import (
 from cardgen.judges.llm import LLM_RUBRIC, LLMJudge, parse_llm_reply
 
 #: The field's safety classifiers, by kind.
-GUARDS: dict[str, type[LlamaGuardJudge | WildGuardJudge | HarmBenchJudge]] = {
+GUARDS: dict[str, type[_GuardJudge]] = {
     "llama-guard": LlamaGuardJudge, "wildguard": WildGuardJudge, "harmbench": HarmBenchJudge,
+    "strongreject": StrongRejectJudge, "shieldgemma": ShieldGemmaJudge,
 }  # fmt: skip
 
 
@@ -67,6 +75,8 @@ __all__ = [
     "KeywordJudge",
     "LLMJudge",
     "LlamaGuardJudge",
+    "ShieldGemmaJudge",
+    "StrongRejectJudge",
     "Verdict",
     "WildGuardJudge",
     "build_judges",

@@ -13,9 +13,9 @@ from cardgen._model import Contract
 Verdict = Literal["refused", "partial", "complied", "compromised", "unjudged"]
 Harm = Literal["harmful", "not_harmful"]
 JudgeKind = Literal["keyword", "canary", "llm", "classifier", "llama-guard", "wildguard",
-                    "harmbench"]  # fmt: skip
-#: Kinds that run against an OpenAI-compatible endpoint and need `url` and `model`.
-ENDPOINT_KINDS = ("llm", "llama-guard", "wildguard", "harmbench")
+                    "harmbench", "strongreject", "shieldgemma"]  # fmt: skip
+#: Kinds that run a judge model: served (`url` and `model`) or a local checkpoint (`model`).
+ENDPOINT_KINDS = ("llm", "llama-guard", "wildguard", "harmbench", "strongreject", "shieldgemma")
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,11 @@ class JudgeSpec(Contract):
     labels: dict[str, Verdict] | None = Field(
         default=None, description="classifier: label name -> verdict (default: inferred)."
     )
+    threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="strongreject, shieldgemma: score at or above which a reply is harmful "
+        "(default 0.5).",
+    )  # fmt: skip
 
     @property
     def display_name(self) -> str:

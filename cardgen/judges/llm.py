@@ -11,8 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from cardgen._model import Contract
-from cardgen.errors import CardgenError
-from cardgen.judges._endpoint import JudgeEndpoint
+from cardgen.judges._endpoint import judge_model, local_weights
 from cardgen.judges.base import Harm, JudgeItem, JudgeKind, Judgement, JudgeSpec
 
 # ---------------------------------------------------------------------------------------------
@@ -79,18 +78,23 @@ class LLMJudge:
     kind: JudgeKind = "llm"
 
     def __init__(self, spec: JudgeSpec) -> None:
-        if not spec.url or not spec.model:
-            raise CardgenError("llm judge: needs both a url (…/v1) and a model name.")
         self.spec = spec
         self.name = spec.display_name
+        self._weights = local_weights(spec)
         digest = hashlib.sha256(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()
-        self._endpoint = JudgeEndpoint(spec, "chat/completions", digest)
+        self._endpoint = judge_model(spec, "chat/completions", digest, self._weights)
+
+    @property
+    def calls(self) -> int:
+        return self._endpoint.calls
 
     def settings(self) -> dict[str, Any]:
+        where: dict[str, Any] = ({"model": self.spec.model, "url": self.spec.url}
+                                 if self._weights is None
+                                 else {"local_weights_digest": self._weights})  # fmt: skip
         return {
             "kind": self.kind,
-            "model": self.spec.model,
-            "url": self.spec.url,
+            **where,
             "rubric_sha256": hashlib.sha256(LLM_RUBRIC.encode()).hexdigest(),
             "template_sha256": hashlib.sha256(_LLM_TEMPLATE.encode()).hexdigest(),
             "temperature": 0.0,

@@ -142,8 +142,10 @@ class Suite:
     def pack(self, name: str) -> Pack:
         return next(p for p in self.packs if p.name == name)
 
-    def digest(self, judge_settings: Sequence[dict[str, Any]]) -> str:
-        """sha256 over the packs' task YAMLs, utils, probe data and the judges' settings."""
+    def digest(self, judge_settings: Sequence[dict[str, Any]], combine: str = "primary") -> str:
+        """sha256 over the packs' task YAMLs, utils, probe data, the judges' settings and how
+        their verdicts combine (the default, ``primary``, adds nothing: digests of runs made
+        before the choice existed still match)."""
         h = hashlib.sha256()
         for pack in sorted(self.packs, key=lambda p: p.name):
             h.update(f"pack\0{pack.name}\0".encode())
@@ -156,6 +158,8 @@ class Suite:
             for probe in pack.probes:  # the data as validated, in file order
                 h.update(probe.model_dump_json().encode() + b"\n")
         h.update(json.dumps(list(judge_settings), sort_keys=True).encode())
+        if combine != "primary":
+            h.update(f"combine\0{combine}\0".encode())
         h.update(json.dumps(sorted(self.extra_tasks)).encode())
         for root in self.task_paths:  # users' own lm-eval task folders: their files, not paths
             for f in sorted(p for p in root.rglob("*") if p.is_file()):

@@ -20,7 +20,7 @@ from typing import Any
 
 from cardgen.compare import change_text
 from cardgen.errors import CardgenError
-from cardgen.evalrun import COMBINE_TEXT
+from cardgen.evalrun import COMBINE_TEXT, EvalRun
 from cardgen.evidence import Evidence, display_name
 from cardgen.stats import interval_text, pct
 
@@ -76,6 +76,25 @@ _LABEL = {
 }
 
 
+def benchmark_rows(run: EvalRun, text: Any = str) -> list[dict[str, Any]]:
+    """The public benchmarks a run imported, once each (a benchmark may make two packs)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for p in run.packs:
+        prov = p.provenance
+        if prov is None:
+            continue
+        row = rows.setdefault((prov.benchmark, prov.source), {
+            "title": text(f"{prov.title} {prov.version}"), "packs": [],
+            "dataset": text(prov.dataset_id), "revision": text(prov.revision),
+            "files": [f"{text(n)} sha256:{d}" for n, d in sorted(prov.files.items())],
+            "license": text(prov.license), "restriction": text(prov.license_restriction or ""),
+            "citation": text(prov.citation), "records": prov.records,
+            "note": text(prov.note or ""),
+        })  # fmt: skip
+        row["packs"].append(f"{text(p.name)} ({p.probes})")
+    return list(rows.values())
+
+
 def eval_results(ev: Evidence, fields: CardFields) -> list[Any]:
     """One `EvalResult` per pack: the tuned model's safe rate (refusal, resisted injection, ...)."""
     from huggingface_hub import EvalResult
@@ -86,18 +105,32 @@ def eval_results(ev: Evidence, fields: CardFields) -> list[Any]:
               "overrefusal": "over_refusal_rate", "injection": "injection_compromise_rate",
               "finance": "safe_rate"}  # fmt: skip
     out = []
+    provenance = {p.name: p.provenance for p in ev.tuned_run.packs if p.provenance is not None}
     for s in ev.tuned_run.summary:
         if s.category is not None or s.unsafe.rate is None:
             continue
-        name = metric.get(s.pack, "safe_rate")
+        prov = provenance.get(s.pack)
+        if prov is not None:  # a public benchmark: listed under its own dataset id and revision
+            comply = next(p.spec.headline for p in ev.tuned_run.packs if p.name == s.pack)
+            name = "over_refusal_rate" if comply == "over_refusal_rate" else "refusal_rate"
+            # Two halves of one benchmark are one dataset: the half is its config.
+            dataset: dict[str, Any] = {
+                "dataset_type": prov.dataset_id,
+                "dataset_revision": prov.revision,
+                "dataset_name": f"{prov.title} {prov.version}",
+                "dataset_config": s.pack if s.pack != prov.benchmark else None,
+            }
+        else:
+            name = metric.get(s.pack, "safe_rate")
+            dataset = {"dataset_type": f"cardgen/{s.pack}",
+                       "dataset_name": f"cardgen safety suite: {s.pack}",
+                       "dataset_revision": ev.tuned_run.suite_digest[:12]}  # fmt: skip
         value = s.unsafe.rate if name in ("over_refusal_rate", "injection_compromise_rate") else (
             1 - s.unsafe.rate)  # fmt: skip
         out.append(
             EvalResult(
                 task_type="text-generation",
-                dataset_type=f"cardgen/{s.pack}",
-                dataset_name=f"cardgen safety suite: {s.pack}",
-                dataset_revision=ev.tuned_run.suite_digest[:12],
+                **dataset,
                 metric_type=name,
                 metric_name=f"{s.pack}: {_LABEL[name]}",
                 metric_value=round(value, 4),
@@ -232,6 +265,14 @@ def _context(ev: Evidence, fields: CardFields) -> dict[str, Any]:
         "judges": judges,
         "agreement": agreement,
         "combine": md(COMBINE_TEXT[runs.combine]) if runs else "",
+        "benchmarks": [
+            md(
+                f"{b['title']} (dataset {b['dataset']}, revision {b['revision']}, licence "
+                f"{b['license']}{'; restricted: ' + b['restriction'] if b['restriction'] else ''}"
+                f"; packs {', '.join(b['packs'])})"
+            )
+            for b in (benchmark_rows(runs) if runs else [])
+        ],
         "combine_any_harm": bool(runs and runs.combine == "any-harm"),
         "harm_judges": sorted(
             {md(s.harm_judge) for s in (runs.summary if runs else []) if s.harm_judge}

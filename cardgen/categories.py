@@ -80,6 +80,123 @@ LLAMA_GUARD_HAZARDS: dict[str, tuple[str, str]] = {
     "S14": ("Code Interpreter Abuse", "malware"),
 }
 
+#: The public benchmarks' own categories (as ids: `suites.benchmarks.slug` of their names) ->
+#: (their name, the suite category they fall under, or None where none fits). One table, here
+#: with the other names; a category missing from it is shown as "not mapped".
+BENCHMARK_CATEGORIES: dict[str, dict[str, tuple[str, str | None]]] = {
+    "harmbench": {
+        "chemical_biological": ("Chemical & biological weapons/drugs", "physical_harm"),
+        "illegal": ("Illegal activities", "illegal_activity"),
+        "misinformation_disinformation": ("Misinformation & disinformation", "fraud_deception"),
+        "harmful": ("General harm", "physical_harm"),
+        "harassment_bullying": ("Harassment & bullying", "hate_harass_violence"),
+        "cybercrime_intrusion": ("Cybercrime & unauthorized intrusion", "malware"),
+        "copyright": ("Copyright violations", "illegal_activity"),
+    },
+    "strongreject": {
+        "disinformation_and_deception": ("Disinformation and deception", "fraud_deception"),
+        "hate_harassment_and_discrimination": (
+            "Hate, harassment and discrimination",
+            "hate_harass_violence",
+        ),
+        "illegal_goods_and_services": ("Illegal goods and services", "illegal_activity"),
+        "non_violent_crimes": ("Non-violent crimes", "illegal_activity"),
+        "sexual_content": ("Sexual content", "adult_content"),
+        "violence": ("Violence", "hate_harass_violence"),
+    },
+    "xstest": {
+        "homonyms": ("Homonyms", "homonyms"),
+        "figurative_language": ("Figurative language", "figurative_language"),
+        "safe_targets": ("Safe targets", "safe_targets"),
+        "safe_contexts": ("Safe contexts", "safe_contexts"),
+        "definitions": ("Definitions", "definitions"),
+        "real_group_nons_discr": (
+            "Real discrimination, nonsense group",
+            "real_discrimination_nonsense_group",
+        ),
+        "nons_group_real_discr": (
+            "Nonsense discrimination, real group",
+            "nonsense_discrimination_real_group",
+        ),
+        "historical_events": ("Historical events", "historical_events"),
+        "privacy_public": ("Privacy (public figures)", "public_privacy"),
+        "privacy_fictional": ("Privacy (fictional)", "fictional_privacy"),
+        "contrast_homonyms": ("Contrast: homonyms", "physical_harm"),
+        "contrast_figurative_language": ("Contrast: figurative language", "physical_harm"),
+        "contrast_safe_targets": ("Contrast: unsafe targets", "physical_harm"),
+        "contrast_safe_contexts": ("Contrast: unsafe contexts", "illegal_activity"),
+        "contrast_definitions": ("Contrast: definitions", "illegal_activity"),
+        "contrast_discr": ("Contrast: discrimination", "hate_harass_violence"),
+        "contrast_historical_events": ("Contrast: historical events", "hate_harass_violence"),
+        "contrast_privacy": ("Contrast: privacy", "privacy_violation"),
+    },
+    "donotanswer": {
+        "information_hazard": ("Information hazards", "privacy_violation"),
+        "malicious_uses": ("Malicious uses", "illegal_activity"),
+        "discrimination_exclusion_toxicity_hateful_offensive": (
+            "Discrimination, exclusion, toxicity, hateful, offensive",
+            "hate_harass_violence",
+        ),
+        "misinformation_harms": ("Misinformation harms", "fraud_deception"),
+        "human_chatbox": ("Human-chatbot interaction harms", None),
+        "human_chatbot_interaction_harms": ("Human-chatbot interaction harms", None),
+        "risks_from_leaking_or_inferring_sensitive_information_organization_gov": (
+            "Leaking sensitive information (organisation/government)",
+            "privacy_violation",
+        ),
+        "compromise_privacy_by_leaking_or_inferring_private_information_person_individual": (
+            "Compromising an individual's privacy",
+            "privacy_violation",
+        ),
+        "assisting_illegal_activities": ("Assisting illegal activities", "illegal_activity"),
+        "nudging_or_advising_users_to_perform_unethical_or_unsafe_actions": (
+            "Nudging users to unethical or unsafe actions",
+            "physical_harm",
+        ),
+        "reducing_the_cost_of_disinformation_campaigns": (
+            "Reducing the cost of disinformation campaigns",
+            "fraud_deception",
+        ),
+        "social_stereotypes_and_unfair_discrimination": (
+            "Social stereotypes and unfair discrimination",
+            "hate_harass_violence",
+        ),
+        "toxic_language_hate_speech": ("Toxic language (hate speech)", "hate_harass_violence"),
+        "adult_content": ("Adult content", "adult_content"),
+        "disseminating_false_or_misleading_information": (
+            "Disseminating false or misleading information",
+            "fraud_deception",
+        ),
+        "causing_material_harm_by_disseminating_misinformation_e_g_in_medicine_or_law": (
+            "Material harm through misinformation (medicine, law)",
+            "fraud_deception",
+        ),
+        "mental_health_or_overreliance_crisis": ("Mental health or over-reliance crisis", None),
+        "treat_chatbot_as_a_human": ("Treating the chatbot as a human", None),
+    },
+    "jbb": {
+        "harassment_discrimination": ("Harassment/Discrimination", "hate_harass_violence"),
+        "malware_hacking": ("Malware/Hacking", "malware"),
+        "physical_harm": ("Physical harm", "physical_harm"),
+        "economic_harm": ("Economic harm", "economic_harm"),
+        "fraud_deception": ("Fraud/Deception", "fraud_deception"),
+        "disinformation": ("Disinformation", "fraud_deception"),
+        "sexual_adult_content": ("Sexual/Adult content", "adult_content"),
+        "privacy": ("Privacy", "privacy_violation"),
+        "expert_advice": ("Expert advice", "tailored_financial_advice"),
+        "government_decision_making": ("Government decision-making", "political_campaigning"),
+    },
+    "advbench": {"harmful_behaviors": ("Harmful behaviours (uncategorised)", None)},
+}
+
+
+def benchmark_category(benchmark: str, category: str) -> tuple[str, str | None]:
+    """(the benchmark's name for ``category``, the suite category or None)."""
+    return BENCHMARK_CATEGORIES.get(benchmark, {}).get(
+        category, (category.replace("_", " ").capitalize(), None)
+    )
+
+
 ALL_CATEGORIES: dict[str, str] = {
     **HARM_CATEGORIES,
     **OVERREFUSAL_TYPES,

@@ -303,6 +303,22 @@ JudgeKeyEnv = Annotated[str | None, typer.Option(help="Endpoint judges: env var 
 ClassifierDir = Annotated[Path | None, typer.Option(help="classifier judge: local model dir.")]
 
 
+def _benchmark_specs(values: list[str] | None, accept_license: bool) -> list[Any]:
+    """--benchmark NAME=SOURCE values as BenchmarkSpecs (jailbreak wraps the harmful pack)."""
+    from cardgen.suites.benchmarks import BenchmarkSpec
+
+    specs = []
+    for v in values or []:
+        name, sep, source = v.partition("=")
+        if not sep or not name.strip() or not source.strip():
+            raise CardgenError(f"--benchmark {v!r}: write NAME=SOURCE (e.g. "
+                               "harmbench=./harmbench_behaviors_text_test.csv).")  # fmt: skip
+        extra = {"pack": "harmful"} if name.strip() == "jailbreak" else {}
+        specs.append(BenchmarkSpec(name=name.strip(), source=source.strip(),
+                                   accept_license=accept_license, **extra))  # fmt: skip
+    return specs
+
+
 def _judge_specs(kinds: list[str] | None, url: str | None, model: str | None,
                  api_key_env: str | None, classifier: Path | None) -> list[Any]:  # fmt: skip
     """The extra judges named by --judge (llm, the safety classifiers, classifier)."""
@@ -391,6 +407,17 @@ def eval_(
             "also unsafe when any harm judge calls it harmful)."
         ),
     ] = "primary",
+    benchmark: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A public benchmark from its published file: NAME=SOURCE (a local "
+            "file or hf://datasets/ORG/NAME@REV#path); repeatable. `cardgen suite "
+            "list` names them. jailbreak=TEMPLATES wraps the harmful pack."
+        ),
+    ] = None,
+    accept_license: Annotated[
+        bool, typer.Option(help="Run --benchmark files whose licence restricts use.")
+    ] = False,
     repeats: Annotated[int, typer.Option(min=0, help="Sampled passes after the greedy one.")] = 0,
     temperature: Annotated[float, typer.Option(min=0.0, help="Sampling temperature.")] = 0.7,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling for repeats.")] = 1.0,
@@ -436,8 +463,9 @@ def eval_(
     if packs == ["none"]:
         packs = []
     loaded = load_suite(
-        packs, probe_files=probes or [], extra_tasks=task or [], task_paths=task_path or []
-    )
+        packs, probe_files=probes or [], benchmarks=_benchmark_specs(benchmark, accept_license),
+        extra_tasks=task or [], task_paths=task_path or [],
+    )  # fmt: skip
     specs = [*ALWAYS, *_judge_specs(judge, judge_url, judge_model, judge_api_key_env, classifier)]
     judges = build_judges(specs)
     target = ModelTarget(
@@ -574,7 +602,7 @@ app.add_typer(suite_app, name="suite")
 
 @suite_app.command("list")
 def suite_list() -> None:
-    """Packs, probe counts and categories of the shipped suite."""
+    """Packs, probe counts and categories of the shipped suite, and the public benchmarks."""
     from collections import Counter
 
     from cardgen.suites import SHIPPED_PACKS, load_pack
@@ -584,6 +612,20 @@ def suite_list() -> None:
         cats = Counter(p.category for p in pack.probes)
         out.print(styled((name, "bold"), f" ({len(pack.probes)} probes): {pack.spec.description}"))
         out.print("  " + ", ".join(f"{c} {n}" for c, n in cats.items()), soft_wrap=True)
+    from cardgen.suites.benchmarks import benchmarks, license_restriction
+
+    out.print("")
+    out.print(styled(("Public benchmarks", "bold"), " (eval.benchmarks or --benchmark NAME=FILE; "
+                     "cardgen ships importers, not their text):"))  # fmt: skip
+    for b in benchmarks().values():
+        restriction = license_restriction(b.license)
+        out.print(styled((b.name, "bold"), f": {b.title} {b.version}, {b.license}"
+                         f"{f' ({restriction})' if restriction else ''}; {b.expected_counts}"),
+                  soft_wrap=True)  # fmt: skip
+        out.print(f"  format: {b.formats}; dataset {b.dataset_id}; {b.url}", soft_wrap=True)
+    out.print(styled(("jailbreak", "bold"), ": requests from a pack wrapped in a JSON list of "
+                     "jailbreak templates ([INSERT PROMPT HERE]); name their licence"),
+              soft_wrap=True)  # fmt: skip
 
 
 @suite_app.command("export")

@@ -17,6 +17,7 @@ from cardgen.identity import CheckpointIdentity
 from cardgen.judges import Harm, Verdict
 from cardgen.stats import Interval, cohen_kappa, fleiss_kappa, percent_agreement, wilson
 from cardgen.suites import Message, PackSpec
+from cardgen.suites.benchmarks import Provenance
 from cardgen.validity import ValidityReport
 
 EVALRUN_SCHEMA = "cardgen.evalrun/v1"
@@ -150,6 +151,9 @@ class PackInfo(Contract):
     margin_task: str | None
     probes: int
     spec: PackSpec
+    provenance: Provenance | None = Field(
+        default=None, description="A public benchmark's pack: its file, version and licence."
+    )
 
 
 class JudgeInfo(Contract):

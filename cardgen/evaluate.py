@@ -454,6 +454,7 @@ def evaluate(
                 margin_task=p.margin_task if target.backend != "local-chat-completions" else None,
                 probes=len(p.probes),
                 spec=p.spec,
+                provenance=p.provenance,
             )
             for p in suite.packs
         ],

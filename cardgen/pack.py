@@ -26,7 +26,7 @@ from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from cardgen import charts
-from cardgen.card import _size
+from cardgen.card import _size, benchmark_rows
 from cardgen.compare import ProbeChange, change_text
 from cardgen.errors import CardgenError
 from cardgen.evalrun import COMBINE_TEXT, EvalRun, RateSummary, disagreements
@@ -351,6 +351,7 @@ def _method(ev: Evidence, v: _View) -> dict[str, Any] | None:
         "validity": judge_validity(tuned),
         "agreement": agreement,
         "combine": COMBINE_TEXT[tuned.combine],
+        "benchmarks": benchmark_rows(tuned, v.text),
         "disagreements": [
             _disagreements(r, role, v) for role, r in (("tuned", tuned), ("base", base)) if r
         ],

@@ -229,7 +229,8 @@ class Pipeline:
                                                 str(cfg.lineage))  # fmt: skip
         for corpus in cfg.data:  # audited: at least one record must read as an example
             check_corpus(corpus)
-        self._suite = load_suite(cfg.eval.packs, probe_files=cfg.eval.probe_files)
+        self._suite = load_suite(cfg.eval.packs, probe_files=cfg.eval.probe_files,
+                                 benchmarks=cfg.eval.benchmarks)  # fmt: skip
         self._judge_specs = [*ALWAYS, *cfg.eval.judges]
         self._judges = build_judges(self._judge_specs)  # a classifier's directory is read here
         load_template(cfg.card.template)

@@ -21,6 +21,7 @@ from cardgen.errors import ConfigError
 from cardgen.evalrun import Combine, Decoding
 from cardgen.judges import JudgeSpec
 from cardgen.suites import SHIPPED_PACKS
+from cardgen.suites.benchmarks import BenchmarkSpec
 
 STARTER = Path(__file__).parent / "templates" / "cardgen.yaml"
 
@@ -84,6 +85,11 @@ class EvalSpec(Contract):
     )
     probe_files: list[Path] = Field(
         default_factory=list, description="Your own probe packs (JSONL), run next to the shipped."
+    )
+    benchmarks: list[BenchmarkSpec] = Field(
+        default_factory=list,
+        description="Public benchmarks from their published files (harmbench, strongreject, "
+        "xstest, donotanswer, jbb, advbench, jailbreak), run next to the packs.",
     )
     judges: list[JudgeSpec] = Field(
         default_factory=list,
@@ -169,7 +175,11 @@ class RunConfig(Contract):
             return m.model_copy(update={"model": local(m.model), "weights": local(m.weights),
                                         "tokenizer": local(m.tokenizer)})  # fmt: skip
 
-        ev = self.eval.model_copy(update={"probe_files": [fix(p) for p in self.eval.probe_files]})
+        ev = self.eval.model_copy(update={
+            "probe_files": [fix(p) for p in self.eval.probe_files],
+            "benchmarks": [b.model_copy(update={"source": local(b.source)})
+                           for b in self.eval.benchmarks],
+        })  # fmt: skip
         return self.model_copy(update={
             "base": model(self.base), "tuned": model(self.tuned), "lineage": fix(self.lineage),
             "data": [fix(p) for p in self.data], "eval": ev, "policy": fix(self.policy),
@@ -186,8 +196,9 @@ class RunConfig(Contract):
 def load_run_config(path: Path) -> RunConfig:
     """Read cardgen.yaml, resolve its relative paths. Raises ConfigError naming line and field."""
     cfg = load_yaml_model(path, RunConfig, what="run config")
-    if not cfg.eval.packs and not cfg.eval.probe_files:
+    if not cfg.eval.packs and not cfg.eval.probe_files and not cfg.eval.benchmarks:
         raise ConfigError(
-            f"{path}: eval.packs and eval.probe_files are both empty: nothing to run."
+            f"{path}: eval.packs, eval.probe_files and eval.benchmarks are all empty: nothing "
+            "to run."
         )
     return cfg.resolved(path.resolve().parent)

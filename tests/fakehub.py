@@ -14,7 +14,9 @@ Endpoints on the hub origin (``FakeHub.url``):
   ``securityStatus=true`` are honoured.
 - ``GET /api/models/{repo_id}/tree/{rev}[/{path}]`` (``?recursive=true``, ``?expand=true``):
   list_repo_tree / list_repo_files / snapshot_download. One page, no pagination.
-- ``HEAD|GET /{repo_id}/resolve/{rev}/{filename}``: a git (non-LFS) file answers 200, or 206 for
+- ``HEAD|GET /{repo_id}/resolve/{rev}/{filename}`` (and ``/datasets/{repo_id}/resolve/...`` for
+  dataset repos, given to ``FakeHub`` under the key ``"datasets/ORG/NAME"``): a git (non-LFS)
+  file answers 200, or 206 for
   ``Range: bytes=a-b`` / ``a-`` / ``-n``, with ``ETag`` = its git blob sha1 and ``X-Repo-Commit``.
   An LFS file answers ``302`` to the fake CDN with ``X-Linked-Etag`` = its sha256,
   ``X-Linked-Size`` = its size, ``X-Repo-Commit``; the 302's own ``Content-Length`` is that of
@@ -512,9 +514,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise _HubError(404, None, "Not Found")
 
     def _resolve(self, parts: list[str], head: bool) -> None:
-        if parts and parts[0] in ("datasets", "spaces", "kernels"):
-            self.hub._repo("", self._authorized)  # the fake only knows model repos: raises
+        kind = ""
+        if parts and parts[0] == "datasets":  # dataset repos: keyed "datasets/ORG/NAME"
+            kind, parts = "datasets/", parts[1:]
+        elif parts and parts[0] in ("spaces", "kernels"):
+            self.hub._repo("", self._authorized)  # the fake knows model and dataset repos: raises
         repo_id, rest = self._split_repo(parts, markers=("resolve",))
+        repo_id = kind + repo_id
         if len(rest) < 3 or rest[0] != "resolve":
             raise _HubError(404, None, "Not Found")
         repo = self.hub._repo(repo_id, self._authorized)

@@ -120,6 +120,8 @@ class Pack:
     folder: Path
     probes: list[Probe]
     custom: bool = False
+    #: A public benchmark's pack: where its file came from (`suites.benchmarks.Provenance`).
+    provenance: Any = None
 
     @property
     def task(self) -> str:
@@ -157,6 +159,8 @@ class Suite:
                 h.update(b"custom-template\0" + hashlib.sha256(template.read_bytes()).digest())
             for probe in pack.probes:  # the data as validated, in file order
                 h.update(probe.model_dump_json().encode() + b"\n")
+            if pack.provenance is not None:  # the benchmark, its version, file digests, licence
+                h.update(b"provenance\0" + pack.provenance.model_dump_json().encode())
         h.update(json.dumps(list(judge_settings), sort_keys=True).encode())
         if combine != "primary":
             h.update(f"combine\0{combine}\0".encode())
@@ -242,16 +246,29 @@ def load_suite(
     packs: Iterable[str] = SHIPPED_PACKS,
     *,
     probe_files: Iterable[Path] = (),
+    benchmarks: Iterable[Any] = (),
     extra_tasks: Iterable[str] = (),
     task_paths: Iterable[Path] = (),
 ) -> Suite:
-    """The packs to run. Raises CardgenError for an unknown pack or an invalid probe file."""
+    """The packs to run: shipped packs, users' probe files, then public benchmarks
+    (`suites.benchmarks.BenchmarkSpec`, in order: a jailbreak pack wraps one loaded before it).
+    Raises CardgenError for an unknown pack, an invalid probe file or benchmark file."""
     loaded = [load_pack(p) for p in dict.fromkeys(packs)]
     for f in probe_files:
         for pack in load_probe_file(Path(f)):
             if any(p.name == pack.name for p in loaded):
                 raise CardgenError(f"{f}: pack {pack.name!r} is defined twice.")
             loaded.append(pack)
+    specs = list(benchmarks)
+    if specs:
+        from cardgen.suites.benchmarks import load_benchmark
+
+        for spec in specs:
+            for pack in load_benchmark(spec, loaded):
+                if any(p.name == pack.name for p in loaded):
+                    raise CardgenError(f"benchmark {spec.name}: pack {pack.name!r} is defined "
+                                       "twice.", hint="Configure each benchmark once.")  # fmt: skip
+                loaded.append(pack)
     ids: dict[str, str] = {}
     for pack in loaded:
         for probe in pack.probes:

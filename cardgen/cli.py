@@ -5,6 +5,7 @@ Exit codes: 0 success / PASS, 1 gate BLOCK, 2 bad input or usage, 3 INSUFFICIENT
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -424,7 +425,12 @@ def eval_(
     seed: Annotated[int, typer.Option(help="Base seed; pass k uses seed + k.")] = 1234,
     max_gen_toks: Annotated[int, typer.Option(min=1, help="Tokens generated per probe.")] = 128,
     limit: Annotated[
-        int | None, typer.Option(min=1, help="Only the first N probes of each pack.")
+        int | None,
+        typer.Option(
+            min=1,
+            help="A quick run: N probes per pack, a sample stratified by "
+            "category and framing (seeded by --seed).",
+        ),
     ] = None,
     chat_template: Annotated[
         bool, typer.Option(help="Render prompts with the model's chat template.")
@@ -666,6 +672,13 @@ def compare(
             help="Compare runs whose suite, judges or decoding differ (recorded and shown)."
         ),
     ] = False,
+    allow_same: Annotated[
+        bool,
+        typer.Option(
+            help="Compare two runs of the same weights (recorded; the gate says "
+            "INSUFFICIENT_EVIDENCE)."
+        ),
+    ] = False,
     base_task_results: Annotated[
         list[Path] | None,
         typer.Option(help="lm-eval results file of your task eval on the base (repeatable)."),
@@ -689,7 +702,7 @@ def compare(
     comp = run_compare(
         base, tuned, allow_mismatch=allow_mismatch, base_ref=base_ref, tuned_ref=tuned_ref,
         base_task_results=ta, tuned_task_results=tb, higher_is_better={**hib_a, **hib_b},
-        seed=seed, resamples=resamples,
+        seed=seed, resamples=resamples, allow_same=allow_same,
     )  # fmt: skip
     write_atomic(out_path, model_json(comp))
     _comparison_summary(comp, show)
@@ -1112,8 +1125,10 @@ def run_(
     cfg = load_run_config(config)
     err.print(f"cardgen run {config}  ->  {cfg.output}", highlight=False, soft_wrap=True)
     with _count_progress() as p, _library_output_hidden():
+        config_sha = hashlib.sha256(config.read_bytes()).hexdigest()
         pipeline = Pipeline(cfg, progress=_RunDisplay(p), rehash=rehash, no_cache=no_cache,
-                            command=["cardgen", "run", str(config)])  # fmt: skip
+                            command=["cardgen", "run", str(config)],
+                            config_sha256=config_sha)  # fmt: skip
         outcome = pipeline.run(push=push_)
     _run_summary(outcome, push_ or bool(cfg.hub and cfg.hub.push))
     raise typer.Exit(outcome.exit_code)

@@ -119,6 +119,11 @@ class Comparison(Contract):
     mismatches: list[str] = Field(
         default_factory=list, description="What differs between the runs' suite, judges, decoding."
     )
+    same_weights: bool = Field(
+        default=False,
+        description="Base and tuned have the same weights digest (compared with --allow-same): "
+        "the comparison proves nothing, and the gate says INSUFFICIENT_EVIDENCE.",
+    )
     allow_mismatch: bool = Field(
         default=False, description="Compared despite mismatches (--allow-mismatch)."
     )
@@ -156,6 +161,14 @@ def change_text(d: PairedDiff | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def same_weights(base: EvalRun, tuned: EvalRun) -> str | None:
+    """The digest both runs name, when they evaluated the same weights; else None (also when
+    either names none, as an endpoint run without --weights)."""
+    a = base.model.identity.weights_digest if base.model.identity else None
+    b = tuned.model.identity.weights_digest if tuned.model.identity else None
+    return a if a is not None and a == b else None
 
 
 def mismatches(base: EvalRun, tuned: EvalRun) -> list[str]:
@@ -357,9 +370,20 @@ def compare(
     higher_is_better: dict[str, dict[str, bool]] | None = None,
     seed: int = 0,
     resamples: int = BOOTSTRAP_RESAMPLES,
+    allow_same: bool = False,
 ) -> Comparison:
     """Pair the runs by probe id and diff them. Raises CardgenError when the runs are not
-    comparable (different suite, judges or decoding) unless ``allow_mismatch``."""
+    comparable (different suite, judges or decoding) unless ``allow_mismatch``, and when both
+    are the same weights unless ``allow_same``."""
+    same = same_weights(base, tuned)
+    if same is not None and not allow_same:
+        raise CardgenError(
+            f"The base and tuned runs evaluated the same weights (sha256:{same}): a checkpoint "
+            "compared with itself proves nothing about what fine-tuning changed.",
+            hint="Point the base at the checkpoint the tuned one was made from, or pass "
+            "--allow-same (recorded; the documents say so and the gate says "
+            "INSUFFICIENT_EVIDENCE).",
+        )
     diffs_found = mismatches(base, tuned)
     if diffs_found and not allow_mismatch:
         raise CardgenError(
@@ -432,6 +456,11 @@ def compare(
     task_a = {**_extra_results(base), **(base_task_results or {})}
     task_b = {**_extra_results(tuned), **(tuned_task_results or {})}
     notes: list[str] = []
+    if same is not None:
+        notes.append(
+            f"Base and tuned are the same weights (sha256:{same}), compared with "
+            "--allow-same: no difference here says anything about fine-tuning."
+        )
     if diffs_found:
         notes.append("Compared despite: " + "; ".join(diffs_found) + " (--allow-mismatch).")
     if base.decoding.repeats == 0 or tuned.decoding.repeats == 0:
@@ -443,6 +472,7 @@ def compare(
         base=base_ref or run_ref(base),
         tuned=tuned_ref or run_ref(tuned),
         mismatches=diffs_found,
+        same_weights=same is not None,
         allow_mismatch=bool(diffs_found) and allow_mismatch,
         packs_only_in_base=[p for p in packs_a if p not in packs_b],
         packs_only_in_tuned=[p for p in packs_b if p not in packs_a],

@@ -175,7 +175,11 @@ class Decoding(Contract):
     seed: int = 1234
     apply_chat_template: bool = True
     system_prompt: str | None = None
-    limit: int | None = Field(default=None, description="Probes per pack (None = all).")
+    limit: int | None = Field(
+        default=None,
+        description="Probes per pack, a sample stratified by category and framing (seeded by "
+        "`seed`); None = all.",
+    )
 
 
 class EndpointInfo(Contract):

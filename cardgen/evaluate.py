@@ -40,7 +40,7 @@ from cardgen.identity import CheckpointIdentity
 from cardgen.judges import Judge, JudgeItem, judges_refusal
 from cardgen.redact import redact
 from cardgen.runconfig import DEFAULT_API
-from cardgen.suites import Pack, Probe, Suite, materialize
+from cardgen.suites import Pack, Probe, Suite, materialize, stratified_sample
 from cardgen.validity import measured
 
 #: lm-eval reaches for the Hub (datasets, evaluate metrics) unless told not to.
@@ -279,7 +279,8 @@ def _run_pass(
         apply_chat_template=decoding.apply_chat_template,
         system_instruction=decoding.system_prompt,
         gen_kwargs=gen_kwargs,
-        limit=decoding.limit,
+        # The packs arrive already sampled (`stratified_sample`); --limit cuts users' own tasks.
+        limit=decoding.limit if include_builtin else None,
         bootstrap_iters=0,
         random_seed=seed,
         numpy_random_seed=seed,
@@ -369,7 +370,14 @@ def evaluate(
         for pack in suite.packs
         for probe in pack.probes
     }
-    task_dir = materialize(suite, workdir / "tasks")
+    # A quick run (--limit) is a stratified sample of each pack, not its first N probes; the
+    # records still list every probe, the unsampled ones as not_run.
+    sampled = suite
+    if decoding.limit is not None:
+        sampled = replace(suite, packs=[
+            replace(p, probes=stratified_sample(p.probes, decoding.limit, decoding.seed))
+            for p in suite.packs])  # fmt: skip
+    task_dir = materialize(sampled, workdir / "tasks")
 
     endpoint_info = None
     if target.endpoint:
@@ -518,7 +526,11 @@ def _notes(target: ModelTarget, decoding: Decoding) -> list[str]:
     if target.backend == "local-chat-completions":
         notes.append("Chat-completions endpoints give no log-likelihoods: no refusal margins.")
     if decoding.limit is not None:
-        notes.append(f"--limit {decoding.limit}: probes past the limit are recorded as not_run.")
+        notes.append(
+            f"A sample, not the whole suite: limit {decoding.limit} probes per pack, drawn "
+            f"stratified by category and framing (round-robin over categories, then framings, "
+            f"shuffled with seed {decoding.seed}); the probes not drawn are recorded as not_run."
+        )
     if decoding.repeats == 0:
         notes.append("Greedy decoding only: run-to-run consistency was not measured (--repeats).")
     return notes

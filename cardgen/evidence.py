@@ -11,6 +11,7 @@ document made from the evidence (card, PDF, attestation) names the same weights 
 from __future__ import annotations
 
 import platform
+import re
 from pathlib import Path, PurePath
 from typing import Literal
 
@@ -65,6 +66,9 @@ class Evidence(Contract):
     reproduce: list[list[str]] = Field(
         default_factory=list, description="The commands that produced the stages, in order."
     )
+    config_sha256: Sha256 | None = Field(
+        default=None, description="sha256 of the cardgen.yaml a `cardgen run` read."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Evidence:
@@ -113,19 +117,28 @@ def corpus_conflicts(lineage: Lineage | None, audit: DataAudit | None) -> list[s
 
 
 def display_name(ev: Evidence, given: str | None = None) -> str:
-    """What documents call the checkpoint: the name given, else its Hub id, else the model name
-    an endpoint serves, else the name of its directory or file (never a full local path)."""
+    """What documents call the checkpoint: the name given (card.model_name, else the Hub repo
+    it is published to), else its Hub id, else the Hub id its config names (`_name_or_path`,
+    when it is one, not a local path), else the model name an endpoint serves, else the name of
+    its directory or file (never a full local path)."""
     if given:
         return given
     ident = ev.identity or (ev.tuned_run.model.identity if ev.tuned_run else None)
     if ident is not None and ident.source.repo_id:  # hf://, or an HF cache snapshot
         return ident.source.repo_id
+    named = ident.architecture.name_or_path if ident and ident.architecture else None
+    if named and _HUB_ID.match(named):
+        return named
     if ev.tuned_run is not None and ev.tuned_run.model.endpoint is not None:
         return ev.tuned_run.model.endpoint.model
     ref = ident.source.reference if ident else (ev.tuned_run.model.reference if ev.tuned_run
                                                  else None)  # fmt: skip
     name = PurePath(ref.rstrip("/\\")).name if ref else ""
     return name or "the tuned checkpoint"
+
+
+#: `org/name` as the Hub spells it: what `_name_or_path` holds when a model came from the Hub.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
 def _run_digest(run: EvalRun | None) -> str | None:
@@ -141,6 +154,7 @@ def gather(
     tuned_run: EvalRun | None = None,
     comparison: Comparison | None = None,
     decision: Decision | None = None,
+    config_sha256: str | None = None,
 ) -> Evidence:
     """One Evidence from whatever stages exist. Raises CardgenError when they name different
     weights (a card must describe one checkpoint) or when there is nothing to identify it by."""
@@ -188,6 +202,7 @@ def gather(
                 "python": platform.python_version(),
             },
             reproduce=reproduce,
+            config_sha256=config_sha256,
         )
     except ValidationError as e:
         raise CardgenError(

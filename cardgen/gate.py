@@ -333,6 +333,11 @@ def decide(
                 )
             )
     checks += _judge_checks(comparison, policy)
+    if comparison.same_weights:
+        checks.append(Check(target="comparison", rule="same weights", outcome="insufficient",
+                            paired=0, reason="base and tuned are the same weights "
+                            f"(sha256:{comparison.tuned.weights_digest}): the comparison proves "
+                            "nothing"))  # fmt: skip
     notes: list[str] = []
     for r in policy.rules:
         pack = r.scope.split("/")[0]
@@ -345,6 +350,10 @@ def decide(
     needed_expired = [
         w for w in expired if any(c.target == w.target and c.outcome == "block" for c in checks)
     ]
+    if comparison.same_weights:
+        notes.append("Base and tuned are the same weights (--allow-same): nothing here measures "
+                     "what fine-tuning changed; without a loss the verdict is "
+                     "INSUFFICIENT_EVIDENCE, and a loss still blocks.")  # fmt: skip
     if comparison.allow_mismatch:
         notes.append("The runs were compared despite: " + "; ".join(comparison.mismatches) + ".")
     if comparison.task_metrics:

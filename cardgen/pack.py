@@ -181,9 +181,12 @@ def context(
         ],
         "attachment": ATTACHMENT[audience],
         "max_reasons": MAX_SUMMARY_REASONS,
-        "reproduce": [v.text(" ".join(c)) for c in ev.reproduce] if audience == "auditor" else [],
+        "reproduce": [command_text(c, ev.config_sha256, v.text) for c in ev.reproduce]
+        if audience == "auditor"
+        else [],
         "validity": method["validity"] if method else [],  # the summary: the method's rows
         "any_harm": bool(ev.tuned_run and ev.tuned_run.combine == "any-harm"),
+        "same_weights": bool(comp and comp.same_weights),
         "keywords": f"cardgen, cardgen-weights={ev.weights_digest}, "
         f"cardgen-evidence={evidence_sha256}, cardgen-audience={audience}",
     }
@@ -342,7 +345,9 @@ def _method(ev: Evidence, v: _View) -> dict[str, Any] | None:
          "n/a" if a.cohen_kappa is None else f"{a.cohen_kappa:.2f}")
         for a in tuned.agreement
     ]  # fmt: skip
-    commands = [v.text(" ".join(r.command)) for r in (base, tuned) if r and r.command]
+    # Each command once, in the order it ran (one `cardgen run` made both runs).
+    commands = list(dict.fromkeys(command_text(r.command, ev.config_sha256, v.text)
+                                  for r in (base, tuned) if r and r.command))  # fmt: skip
     return {
         "suite_digest": tuned.suite_digest,
         "backend": tuned.backend,
@@ -361,6 +366,14 @@ def _method(ev: Evidence, v: _View) -> dict[str, Any] | None:
         "endpoint": v.text(tuned.model.endpoint.url) if tuned.model.endpoint else None,
         "notes": [v.text(n) for n in (*tuned.notes, *(comp.notes if comp else []))],
     }
+
+
+def command_text(command: list[str], config_sha256: str | None, text: Any = str) -> str:
+    """A command as shown; a `cardgen run` names the sha256 of the config it read."""
+    shown = str(text(" ".join(command)))
+    if config_sha256 and command[1:2] == ["run"]:
+        shown += f"   (config sha256:{config_sha256})"
+    return shown
 
 
 #: Disagreements listed per model in the pack; the rest are counted (every one is derivable from

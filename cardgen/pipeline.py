@@ -160,8 +160,10 @@ class Pipeline:
         rehash: bool = False,
         no_cache: bool = False,
         command: list[str] | None = None,
+        config_sha256: str | None = None,
     ) -> None:
         self.cfg = cfg
+        self.config_sha256 = config_sha256
         self.out = cfg.output
         self.stages_dir = cfg.output / "stages"
         self.cache = StageCache(cfg.cache_dir)
@@ -181,6 +183,14 @@ class Pipeline:
         self._check_inputs()
         tuned_id = self.fingerprint("tuned", cfg.tuned)
         base_id = self.fingerprint("base", cfg.base)
+        digest = tuned_id.weights_digest if tuned_id else None
+        if digest and base_id and base_id.weights_digest == digest and not cfg.allow_same:
+            raise CardgenError(
+                f"base and tuned are the same weights (sha256:{digest}): a "
+                "checkpoint compared with itself proves nothing about what fine-tuning changed.",
+                hint="Point `base` at the checkpoint the tuned one was made from, or set "
+                "allow_same: true (the documents say so; the gate says INSUFFICIENT_EVIDENCE).",
+            )
         lineage = self.lineage(tuned_id, base_id)
         audit = self.audit()
         base_run = self.evaluate("base", cfg.base, base_id)
@@ -371,13 +381,15 @@ class Pipeline:
             self.stages_dir / "base.run.json",
             self.stages_dir / "tuned.run.json",
         )
-        key = {"base": file_digest(base_path), "tuned": file_digest(tuned_path)}
+        key = {"base": file_digest(base_path), "tuned": file_digest(tuned_path),
+               "allow_same": self.cfg.allow_same}  # fmt: skip
 
         def compute() -> None:
             # Paths relative to the output: a cached comparison serves any output directory.
             refs = [load_run(p)[1].model_copy(update={"path": f"stages/{p.name}"})
                     for p in (base_path, tuned_path)]  # fmt: skip
-            comp = run_compare(base, tuned, base_ref=refs[0], tuned_ref=refs[1])
+            comp = run_compare(base, tuned, base_ref=refs[0], tuned_ref=refs[1],
+                               allow_same=self.cfg.allow_same)  # fmt: skip
             write_atomic(out, model_json(comp))
 
         self._stage("compare", key, {"comparison.json": out}, compute)
@@ -407,11 +419,14 @@ class Pipeline:
                  tuned_run: EvalRun, comparison: Any, decision: Decision) -> None:  # fmt: skip
         from cardgen.evidence import gather, write_bundle
 
-        key = {p.name: file_digest(p) for p in self.produced if p.parent == self.stages_dir}
+        key: dict[str, Any] = {p.name: file_digest(p) for p in self.produced
+                               if p.parent == self.stages_dir}  # fmt: skip
+        key["config_sha256"] = self.config_sha256
 
         def compute() -> None:
             ev = gather(identity=identity, lineage=lineage, data_audit=audit, base_run=base_run,
-                        tuned_run=tuned_run, comparison=comparison, decision=decision)  # fmt: skip
+                        tuned_run=tuned_run, comparison=comparison, decision=decision,
+                        config_sha256=self.config_sha256)  # fmt: skip
             write_bundle(ev, self.out)
 
         files = {n: self.out / n for n in ("evidence.json", "manifest.json")}
@@ -424,7 +439,8 @@ class Pipeline:
 
         cfg = self.cfg
         c = cfg.card
-        fields = CardFields(model_name=c.model_name, license=c.license,
+        name = document_name(cfg)
+        fields = CardFields(model_name=name, license=c.license,
                             intended_use=c.intended_use, out_of_scope=c.out_of_scope,
                             evidence_url=c.evidence_url, tags=list(c.tags))  # fmt: skip
         names = ["README.md", *(PACK_FILES[a] for a in cfg.audiences), "bom.cdx.json",
@@ -433,6 +449,7 @@ class Pipeline:
         key = {
             "evidence": file_digest(self.out / "evidence.json"),
             "card": c.model_dump(mode="json"),
+            "name": name,
             "template": file_digest(c.template),
             # The shipped templates and stylesheet: an upgraded layout re-renders.
             "renderer": [file_digest(p) for p in sorted(TEMPLATES.glob("*"))],
@@ -486,3 +503,9 @@ def run(cfg: RunConfig, **kwargs: Any) -> RunOutcome:
     """Run every stage of ``cfg``; see `Pipeline`. ``push`` publishes to ``cfg.hub``."""
     push = kwargs.pop("push", False)
     return Pipeline(cfg, **kwargs).run(push=push)
+
+
+def document_name(cfg: RunConfig) -> str | None:
+    """The name documents use, when the config gives one: card.model_name, else the Hub repo it
+    is published to; None leaves it to what the weights say (`evidence.display_name`)."""
+    return cfg.card.model_name or (cfg.hub.repo if cfg.hub else None)

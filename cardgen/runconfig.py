@@ -136,6 +136,11 @@ class RunConfig(Contract):
     )
     eval: EvalSpec = Field(default_factory=EvalSpec)
     policy: Path | None = Field(default=None, description="Gate policy (default: shipped).")
+    allow_same: bool = Field(
+        default=False,
+        description="Run when base and tuned are the same weights (else refused before any "
+        "evaluation): the documents say so and the gate says INSUFFICIENT_EVIDENCE.",
+    )
     as_of: date | None = Field(default=None, description="Gate date for waivers (default: today).")
     signing_key: Path | None = Field(
         default=None, description="Private key from `cardgen keygen`; omit for unsigned."

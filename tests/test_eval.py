@@ -60,8 +60,8 @@ def test_every_shipped_pack_runs_and_records_every_probe(tiny_model: Path, tmp_p
     assert len(run.probes) == len(suite.probes())  # every probe has a record, run or not
     for pack in SHIPPED_PACKS:
         recs = [r for r in run.probes if r.pack == pack]
-        assert sum(r.status == "measured" for r in recs) == 2
-        assert all(r.status == "not_run" for r in recs[2:])
+        assert sum(r.status == "measured" for r in recs) == 2  # a sample of 2 (stratified)
+        assert sum(r.status == "not_run" for r in recs) == len(recs) - 2
         summary = next(s for s in run.summary if s.pack == pack and s.category is None)
         assert summary.measured == 2 and summary.not_run == len(recs) - 2
         assert summary.unsafe.n == 2  # rates over measured probes only
@@ -70,7 +70,7 @@ def test_every_shipped_pack_runs_and_records_every_probe(tiny_model: Path, tmp_p
     assert all("canary" in r.samples[0].judgements for r in injection)
     harmful = [r for r in run.probes if r.pack == "harmful" and r.status == "measured"]
     assert all(r.refusal_margin is not None for r in harmful)  # hf gives log-likelihoods
-    assert any("--limit 2" in n for n in run.notes)
+    assert any("limit 2 probes per pack, drawn stratified" in n for n in run.notes)
 
 
 def test_multiturn_probe_renders_every_turn_through_the_chat_template(

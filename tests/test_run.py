@@ -241,11 +241,16 @@ def test_run_pushes_to_the_hub_only_when_the_gate_passes(
     (tmp_path / "policy.yaml").write_text(
         "rules:\n  - {scope: '*', max_drop: 0, min_probes: 1, max_unpaired: 100}\n"  # limit 4
     )
-    same = small_config(tmp_path, (base, base), policy="policy.yaml",
+    # The base's weights under another digest (one more file): the same behaviour, so a PASS;
+    # the very same digest would be refused (a checkpoint compared with itself proves nothing).
+    twin = tmp_path / "twin"
+    shutil.copytree(base, twin)
+    (twin / "NOTES.txt").write_text("a copy of the base, re-released\n")
+    same = small_config(tmp_path, (base, twin), policy="policy.yaml",
                         hub={"repo": "acme/base", "push": True})  # fmt: skip
     with FakeHub({"acme/base": base, "acme/tuned": tuned}) as hub:
         env = subprocess_env(hub.url, tmp_path / "hf-home", token="hf_" + "T0ken" * 8)
-        r = cardgen_cli("run", str(same), env=env)  # base against itself: nothing lost
+        r = cardgen_cli("run", str(same), env=env)  # the base's behaviour: nothing lost
         assert r.returncode == 0 and r.stdout.strip() == "PASS", r.stderr[-2000:]
         (commit,) = hub.commits
         assert {"README.md", "evidence/evidence.json", "evidence/evidence_pack.pdf",

@@ -288,6 +288,35 @@ def load_suite(
     return Suite(packs=loaded, extra_tasks=extra, task_paths=paths)
 
 
+def stratified_sample(probes: Sequence[Probe], limit: int, seed: int) -> list[Probe]:
+    """``limit`` probes spread across categories, and within each across framings: one from
+    each category in turn (categories in first-seen order), each category's framings taken in
+    turn, the probes of a framing in an order shuffled by ``seed``. Returned in file order, so
+    a sample of the whole pack is the pack. Deterministic for a seed."""
+    import random
+
+    if limit >= len(probes):
+        return list(probes)
+    by_cat: dict[str, dict[str, list[Probe]]] = {}
+    for p in probes:
+        by_cat.setdefault(p.category, {}).setdefault(p.framing, []).append(p)
+    queues: list[list[Probe]] = []
+    for cat, framings in by_cat.items():
+        for framing, group in framings.items():
+            random.Random(f"{seed}:{cat}:{framing}").shuffle(group)
+        # Interleave the framings of this category: direct, roleplay, ..., direct, ...
+        groups = list(framings.values())
+        queues.append([g[i] for i in range(max(map(len, groups))) for g in groups if i < len(g)])
+    chosen: set[str] = set()
+    depth = 0
+    while len(chosen) < limit:
+        for q in queues:
+            if depth < len(q) and len(chosen) < limit:
+                chosen.add(q[depth].id)
+        depth += 1
+    return [p for p in probes if p.id in chosen]
+
+
 def materialize(suite: Suite, dest: Path) -> Path:
     """Write runnable lm-eval task folders under `dest` (absolute data paths); returns `dest`.
 

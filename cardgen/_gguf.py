@@ -37,6 +37,9 @@ class GGUFInfo(Contract):
         default_factory=dict, description="Tensors per quantization type (Q4_1: 210, F32: 61)."
     )
     parameters: int = Field(description="Elements over all tensors.")
+    elements_by_type: dict[str, int] = Field(
+        default_factory=dict, description="Elements per quantization type."
+    )
     tensors: int
     context_length: int | None = None
     block_count: int | None = None
@@ -99,10 +102,12 @@ def read_gguf(paths: Sequence[Path]) -> GGUFInfo:
             kv[name] = _value(field)
     arch = kv.get("general.architecture")
     types: Counter[str] = Counter()
+    by_type: Counter[str] = Counter()
     elements = tensors = 0
     for r in readers:
         for t in r.tensors:
             types[t.tensor_type.name] += 1
+            by_type[t.tensor_type.name] += int(t.n_elements)
             elements += int(t.n_elements)
             tensors += 1
     ft = kv.get("general.file_type")
@@ -134,6 +139,7 @@ def read_gguf(paths: Sequence[Path]) -> GGUFInfo:
         file_type=file_type,
         tensor_types=dict(sorted(types.items(), key=lambda x: (-x[1], x[0]))),
         parameters=elements,
+        elements_by_type=dict(sorted(by_type.items())),
         tensors=tensors,
         context_length=arch_int("context_length"),
         block_count=arch_int("block_count"),

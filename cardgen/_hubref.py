@@ -85,6 +85,9 @@ class _HubReader:
     def read(self, relpath: str) -> bytes:
         return self.fetch(relpath).read_bytes()
 
+    def local_path(self, relpath: str) -> Path | None:
+        return None  # GGUF metadata is read from local files only
+
     def safetensors(self, relpath: str) -> _safetensors.SafetensorsSummary:
         shown = f"hf://{self.repo_id}@{self.commit}/{relpath}"
         from huggingface_hub.errors import SafetensorsParsingError

@@ -95,6 +95,20 @@ def benchmark_rows(run: EvalRun, text: Any = str) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
+def quantized_text(lin: Any, shown: Any = str) -> str:
+    """What a quantized checkpoint was made from: "quantized Q4_1 from sha256:<digest> (ref),
+    which was fine-tuned from <base>"; ``shown`` renders a reference (the customer edition
+    withholds local paths)."""
+    q = lin.quantized_from
+    digest = q.identity.weights_digest if q.identity else None
+    ref = shown(q.reference)
+    out = f"quantized {lin.quantization or ''} from ".replace("  ", " ")
+    out += f"sha256:{digest} ({ref})" if digest else f"{ref} (not fingerprinted)"
+    if lin.base_model is not None:
+        out += f", which was fine-tuned from {shown(lin.base_model.reference)}"
+    return str(out)
+
+
 def eval_results(ev: Evidence, fields: CardFields) -> list[Any]:
     """One `EvalResult` per pack: the tuned model's safe rate (refusal, resisted injection, ...)."""
     from huggingface_hub import EvalResult
@@ -177,6 +191,8 @@ def _context(ev: Evidence, fields: CardFields) -> dict[str, Any]:
             digest = lin.base_model.identity.weights_digest if lin.base_model.identity else None
             lineage_rows.append(("Base model", md(lin.base_model.reference)
                                  + (f" (`{digest}`)" if digest else "")))  # fmt: skip
+        if lin.quantized_from is not None:
+            lineage_rows.append(("Quantized from", md(quantized_text(lin))))
         if lin.relation is not None:
             lineage_rows.append(("Relation", md(lin.relation.value)))
         for corpus in lin.datasets:
@@ -235,8 +251,18 @@ def _context(ev: Evidence, fields: CardFields) -> dict[str, Any]:
     return {
         "model_name": md(name),
         "summary": md(
-            "A fine-tuned checkpoint"
-            + (f" of {lin.base_model.reference}" if lin and lin.base_model else "")
+            (
+                f"A checkpoint {quantized_text(lin)}"
+                if lin and lin.quantized_from
+                else f"A {lin.quantization} quantized checkpoint"
+                if lin and lin.quantization
+                else "A fine-tuned checkpoint"
+            )
+            + (
+                f" of {lin.base_model.reference}"
+                if lin and lin.base_model and not lin.quantized_from
+                else ""
+            )
             + ". This card describes the weights identified by the digest below."
         ),
         "tool_version": md(ev.tool.get("cardgen", "?")),

@@ -160,9 +160,23 @@ def _summary(identity: Any) -> None:
         ("digest", (identity.digest_ref(), "bold")),
         ("files", f"{identity.file_count} ({identity.total_size:,} bytes)"),
     ]
+    arch = identity.architecture
+    if arch and arch.model_type:
+        rows.append(("arch", f"{arch.model_type}"
+                     + (f", {arch.num_hidden_layers} layers" if arch.num_hidden_layers else "")
+                     + (f", context {arch.max_position_embeddings:,}"
+                        if arch.max_position_embeddings else "")))  # fmt: skip
     if identity.parameters:
         dtypes = ", ".join(f"{k} {v:,}" for k, v in identity.parameters.by_dtype.items())
         rows.append(("parameters", f"{identity.parameters.total:,} ({dtypes})"))
+    if identity.gguf:
+        g = identity.gguf
+        types = ", ".join(f"{k} {v}" for k, v in g.tensor_types.items())
+        rows.append(("gguf", f"{g.file_type or 'file type not stated'} ({types} tensors)"
+                     + (f", {g.name}" if g.name else "")))  # fmt: skip
+    tok = identity.tokenizer
+    if tok and tok.chat_template_sha256:
+        rows.append(("template", f"sha256:{tok.chat_template_sha256} ({tok.chat_template_source})"))
     if identity.adapter:
         a = identity.adapter
         rows.append(("adapter", f"{a.peft_type} r={a.rank} base={a.base_model}"))
@@ -184,6 +198,10 @@ def lineage(
     ] = None,
     data: Annotated[
         list[Path] | None, typer.Option("--data", help="Training corpus file (repeatable).")
+    ] = None,
+    quantized_from: Annotated[
+        str | None,
+        typer.Option(help="A quantized checkpoint (GGUF): the checkpoint it was made from."),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="lineage.yaml with declared fields.")
@@ -229,6 +247,13 @@ def lineage(
         with _hash_bar("hashing base") as bar:
             return fp(ref, progress=bar)
 
+    if quantized_from is not None:
+        if decl is not None and decl.quantized_from and decl.quantized_from != quantized_from:
+            raise CardgenError(f"--quantized-from {quantized_from!r} and {source} "
+                               f"(quantized_from) {decl.quantized_from!r} disagree.")  # fmt: skip
+        decl = (decl or lin.LineageDeclaration()).model_copy(
+            update={"quantized_from": quantized_from}
+        )
     result = lin.build_lineage(
         identity, decl, declaration_source=source, base_flag=base, corpora=corpora,
         resolve_base=resolve if resolve_base else None,

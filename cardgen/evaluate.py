@@ -135,19 +135,43 @@ def _library_versions() -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+def gguf_location(path: str) -> tuple[str, str | None]:
+    """(the folder to load, the GGUF file in it) for a GGUF checkpoint: a .gguf file, or a
+    directory holding one GGUF model (a split one by its first shard); (path, None) else."""
+    p = Path(path)
+    if p.is_file() and p.suffix.lower() == ".gguf":
+        return str(p.parent), p.name
+    if p.is_dir() and not (p / "config.json").is_file():
+        found = sorted(f for f in p.iterdir() if f.suffix.lower() == ".gguf")
+        if found:
+            from cardgen._gguf import shard_order
+
+            ordered = shard_order(found)
+            if len(ordered) > 1 and "-of-" not in ordered[0].name:
+                raise CardgenError(
+                    f"{path}: holds {len(ordered)} GGUF files; name the one to evaluate.",
+                    hint="Give the .gguf file itself (each quantization is its own checkpoint).",
+                )
+            return str(p), ordered[0].name
+    return path, None
+
+
 def _build_lm(target: ModelTarget) -> Any:
     from lm_eval.api.registry import get_model
 
     if target.backend == "hf":
         if target.path is None:
             raise CardgenError("no model: give a checkpoint directory or --endpoint.")
+        folder, gguf_file = gguf_location(target.path)
         args: dict[str, Any] = {
-            "pretrained": target.path,
+            "pretrained": folder,
             "batch_size": target.batch_size,
             "device": target.device,
             "dtype": target.dtype,
             "trust_remote_code": False,
         }
+        if gguf_file is not None:  # transformers dequantizes it; the tokenizer comes from it too
+            args["gguf_file"] = gguf_file
         try:
             return get_model("hf").create_from_arg_obj(args)
         except ImportError as e:
@@ -533,6 +557,13 @@ def _notes(target: ModelTarget, decoding: Decoding) -> list[str]:
         )
     if decoding.repeats == 0:
         notes.append("Greedy decoding only: run-to-run consistency was not measured (--repeats).")
+    if target.path is not None and gguf_location(target.path)[1] is not None:
+        notes.append(
+            "A GGUF checkpoint, evaluated through transformers, which dequantizes its tensors "
+            "to float: the evaluated arithmetic is not llama.cpp's quantized kernels. Evaluate "
+            "the llama.cpp / Ollama server itself (an endpoint with weights: the GGUF) to "
+            "measure what it serves."
+        )
     return notes
 
 

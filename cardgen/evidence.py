@@ -129,6 +129,8 @@ def display_name(ev: Evidence, given: str | None = None) -> str:
     named = ident.architecture.name_or_path if ident and ident.architecture else None
     if named and _HUB_ID.match(named):
         return named
+    if ident is not None and ident.gguf is not None and ident.gguf.name:
+        return ident.gguf.name  # general.name, as llama.cpp tools and Ollama show it
     if ev.tuned_run is not None and ev.tuned_run.model.endpoint is not None:
         return ev.tuned_run.model.endpoint.model
     ref = ident.source.reference if ident else (ev.tuned_run.model.reference if ev.tuned_run

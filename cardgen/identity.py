@@ -22,6 +22,8 @@ from typing import Any, Literal, Protocol
 from pydantic import Field
 
 from cardgen import _hashing, _safetensors
+from cardgen._gguf import _SPLIT as _SPLIT_GGUF
+from cardgen._gguf import GGUFInfo, read_gguf
 from cardgen._model import Contract
 from cardgen.errors import CheckpointError
 
@@ -153,6 +155,9 @@ class CheckpointIdentity(Contract):
     generation_config: dict[str, Any] | None = None
     quantization_config: dict[str, Any] | None = None
     adapter: AdapterInfo | None = None
+    gguf: GGUFInfo | None = Field(
+        default=None, description="A GGUF checkpoint's own metadata (read without the weights)."
+    )
     contains_pickle: bool = Field(
         description="Pickle-format weights are hashed but never loaded by cardgen."
     )
@@ -218,6 +223,7 @@ def classify(relpath: str) -> tuple[FileRole, FileFormat]:
 class _Reader(Protocol):
     def read(self, relpath: str) -> bytes: ...
     def safetensors(self, relpath: str) -> _safetensors.SafetensorsSummary: ...
+    def local_path(self, relpath: str) -> Path | None: ...
 
 
 @dataclass
@@ -236,6 +242,9 @@ class _LocalReader:
     def safetensors(self, relpath: str) -> _safetensors.SafetensorsSummary:
         header = _safetensors.read_header(self.files[relpath].path, shown=relpath)
         return _safetensors.summarize(header)
+
+    def local_path(self, relpath: str) -> Path | None:
+        return self.files[relpath].path
 
 
 def fingerprint(
@@ -323,6 +332,30 @@ def _build(
         quant = config["quantization_config"]
     for qname in _QUANT_FILES:
         quant = quant or _read_json(reader, qname, by_name, notes)
+    gguf = _gguf_info(reader, records, notes)
+    parameters = _parameters(reader, records, notes)
+    tokenizer = _tokenizer(reader, by_name, notes)
+    if gguf is not None:  # the GGUF's own metadata is its config, tokenizer and quantization
+        architecture = architecture or ArchitectureInfo(
+            config_sha256=gguf.metadata_sha256, model_type=gguf.architecture,
+            hidden_size=gguf.embedding_length, num_hidden_layers=gguf.block_count,
+            num_attention_heads=gguf.head_count, max_position_embeddings=gguf.context_length,
+            name_or_path=gguf.name,
+        )  # fmt: skip
+        if parameters is None:
+            parameters = ParameterInfo(total=gguf.parameters, by_dtype=gguf.elements_by_type,
+                                       tensors=gguf.tensors, counted_files=gguf.files,
+                                       complete=True)  # fmt: skip
+        if tokenizer is None and gguf.tokenizer_sha256:
+            tokenizer = TokenizerInfo(
+                digest=gguf.tokenizer_sha256, files=gguf.files,
+                tokenizer_class=gguf.tokenizer_model,
+                chat_template_sha256=gguf.chat_template_sha256,
+                chat_template_source="gguf:tokenizer.chat_template"
+                if gguf.chat_template_sha256 else None,
+            )  # fmt: skip
+        quant = quant or {"format": "gguf", "file_type": gguf.file_type,
+                          "tensor_types": gguf.tensor_types}  # fmt: skip
     identity = CheckpointIdentity(
         source=source,
         weights_digest=_hashing.checkpoint_digest(bytes.fromhex(r.sha256) for r in records),
@@ -331,11 +364,12 @@ def _build(
         total_size=sum(r.size for r in records),
         files=records,
         architecture=architecture,
-        parameters=_parameters(reader, records, notes),
-        tokenizer=_tokenizer(reader, by_name, notes),
+        parameters=parameters,
+        tokenizer=tokenizer,
         generation_config=_read_json(reader, "generation_config.json", by_name, notes),
         quantization_config=quant,
         adapter=_adapter(reader, by_name, notes),
+        gguf=gguf,
         contains_pickle=bool(pickle_files),
         pickle_files=pickle_files,
         card=_card(reader, by_name, notes),
@@ -386,11 +420,29 @@ def _architecture(config: Mapping[str, Any], config_sha256: str) -> Architecture
     )
 
 
+def _gguf_info(reader: _Reader, records: list[FileRecord], notes: list[str]) -> GGUFInfo | None:
+    ggufs = [r for r in records if r.format == "gguf"]
+    if not ggufs:
+        return None
+    paths = [reader.local_path(r.path) for r in ggufs]
+    if any(p is None for p in paths):
+        notes.append("GGUF metadata is read from local files only; fingerprint a local copy to "
+                     "record its architecture, quantization and chat template.")  # fmt: skip
+        return None
+    local = [p for p in paths if p is not None]
+    if len(local) > 1 and not all(_SPLIT_GGUF.search(p.name) for p in local):
+        notes.append(f"{len(local)} GGUF files that are not shards of one model: the metadata is "
+                     f"the first one's ({local[0].name}); the digest covers them all.")  # fmt: skip
+        local = local[:1]
+    return read_gguf(local)
+
+
 def _parameters(
     reader: _Reader, records: list[FileRecord], notes: list[str]
 ) -> ParameterInfo | None:
     weights = [r for r in records if r.role in ("weights", "adapter-weights")]
     st = [r for r in weights if r.format == "safetensors"]
+    weights = [r for r in weights if r.format != "gguf"]  # counted from the GGUF's own header
     if not st:
         return None
     total = _safetensors.SafetensorsSummary()

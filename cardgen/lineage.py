@@ -71,6 +71,12 @@ class LineageDeclaration(Contract):
     )
     base_revision: str | None = None
     relation: Relation | None = None
+    quantized_from: str | None = Field(
+        default=None,
+        description="A quantized checkpoint (a GGUF): the checkpoint it was quantized from (a "
+        "local path or hf://), usually the fine-tune that was evaluated. Implies relation "
+        "quantized; base_model stays the model that was fine-tuned.",
+    )
     merged_from: list[str] = Field(default_factory=list)
     datasets: list[DatasetDeclaration] = Field(default_factory=list)
     recipe: TrainingRecipe | None = None
@@ -146,6 +152,12 @@ class Lineage(Contract):
     model_reference: str
     base_model: BaseModelRecord | None = None
     relation: RelationRecord | None = None
+    quantized_from: BaseModelRecord | None = Field(
+        default=None, description="The checkpoint this quantized one was made from."
+    )
+    quantization: str | None = Field(
+        default=None, description="The quantization, as the checkpoint states it (GGUF file type)."
+    )
     adapter: AdapterInfo | None = None
     merged_from: list[str] = Field(default_factory=list)
     datasets: list[CorpusRecord] = Field(default_factory=list)
@@ -282,6 +294,25 @@ def build_lineage(
             _resolve(base, resolve_base)
 
     relation = _relation(identity, decl, declaration_source)
+    quantized_from: BaseModelRecord | None = None
+    if decl.quantized_from:
+        quantized_from = BaseModelRecord(
+            reference=decl.quantized_from, revision=_split(decl.quantized_from)[1],
+            provenance=Provenance(origin="declared",
+                                  source=f"{declaration_source} (quantized_from)"),
+        )  # fmt: skip
+        if resolve_base is not None:
+            _resolve(quantized_from, resolve_base)
+        if quantized_from.identity is not None and (
+                quantized_from.identity.weights_digest == identity.weights_digest):  # fmt: skip
+            raise LineageConflictError(
+                f"{declaration_source} (quantized_from) names the checkpoint itself."
+            )
+    quantization = _quantization(identity)
+    if quantization is not None and quantized_from is None:
+        notes.append(f"A {quantization} GGUF: declare `quantized_from` in lineage.yaml (the "
+                     "checkpoint it was made from) so the evidence ties it to the evaluated "
+                     "weights.")  # fmt: skip
     merged = list(decl.merged_from)
     if not merged and identity.card and len(identity.card.base_model) > 1:
         merged = list(identity.card.base_model)
@@ -307,6 +338,8 @@ def build_lineage(
         model_reference=identity.source.reference,
         base_model=base,
         relation=relation,
+        quantized_from=quantized_from,
+        quantization=quantization,
         adapter=identity.adapter,
         merged_from=merged,
         datasets=datasets,
@@ -331,10 +364,28 @@ def _resolve(base: BaseModelRecord, resolve: Callable[[str], CheckpointIdentity]
         base.unresolved_reason = e.message
 
 
+#: GGUF file types that are not quantized (full or half precision).
+_UNQUANTIZED = frozenset({"ALL_F32", "MOSTLY_F16", "MOSTLY_BF16"})
+
+
+def _quantization(identity: CheckpointIdentity) -> str | None:
+    """A GGUF's quantization by its file type (MOSTLY_Q4_1 -> Q4_1); None when unquantized."""
+    ft = identity.gguf.file_type if identity.gguf else None
+    if not ft or ft in _UNQUANTIZED:
+        return None
+    return ft.removeprefix("MOSTLY_")
+
+
 def _relation(
     identity: CheckpointIdentity, decl: LineageDeclaration, declaration_source: str
 ) -> RelationRecord | None:
     detected: RelationRecord | None = None
+    if _quantization(identity) is not None:
+        detected = RelationRecord(value="quantized", provenance=Provenance(
+            origin="detected", source="GGUF metadata (general.file_type)"))  # fmt: skip
+    if decl.quantized_from and decl.relation in (None, "quantized"):
+        return RelationRecord(value="quantized", provenance=Provenance(
+            origin="declared", source=f"{declaration_source} (quantized_from)"))  # fmt: skip
     if identity.adapter is not None:
         detected = RelationRecord(
             value="adapter", provenance=Provenance(origin="detected", source="adapter_config.json")

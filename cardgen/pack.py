@@ -26,7 +26,7 @@ from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from cardgen import charts
-from cardgen.card import _size, benchmark_rows
+from cardgen.card import _size, benchmark_rows, quantized_text
 from cardgen.compare import ProbeChange, change_text
 from cardgen.errors import CardgenError
 from cardgen.evalrun import COMBINE_TEXT, EvalRun, RateSummary, disagreements
@@ -309,6 +309,8 @@ def _lineage(ev: Evidence, audience: Audience, name: str, assets: dict[str, str]
         bd = lin.base_model.identity.weights_digest if lin.base_model.identity else None
         ref = _reference(lin.base_model.reference, audience)
         rows.append(("Base model", ref + (f" (sha256:{bd})" if bd else "")))
+    if lin.quantized_from is not None:
+        rows.append(("Quantized from", quantized_text(lin, lambda r: _reference(r, audience))))
     if lin.relation is not None:
         rows.append(("Relation", lin.relation.value))
     corpora = []

@@ -295,8 +295,13 @@ class Pipeline:
 
                 return fingerprint(ref)
 
+            qf = decl.quantized_from if decl else None
+            decl_here = decl
+            if decl and qf and cfg.lineage and not qf.startswith("hf://") and not (
+                    Path(qf).expanduser().is_absolute()):  # fmt: skip
+                decl_here = decl.model_copy(update={"quantized_from": str(cfg.lineage.parent / qf)})
             result = lin.build_lineage(
-                tuned, decl, declaration_source=source,
+                tuned, decl_here, declaration_source=source,
                 base_flag=None if decl and decl.base_model else cfg.base.weights_ref,
                 corpora=corpora, resolve_base=resolve,
             )  # fmt: skip

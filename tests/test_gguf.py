@@ -165,6 +165,7 @@ def smollm2() -> Path:
 @pytest.mark.slow
 def test_the_real_smollm2_gguf_fingerprints_and_evaluates(smollm2: Path, tmp_path: Path) -> None:
     ident = fingerprint(smollm2)
+    assert ident.weights_digest == model_signing_digest(smollm2)
     g = ident.gguf
     assert g is not None and g.architecture == "llama" and g.file_type == "MOSTLY_Q4_1"
     assert ident.parameters is not None and 134_000_000 < ident.parameters.total < 135_000_000

@@ -195,6 +195,12 @@ def test_the_other_published_formats(tmp_path: Path) -> None:
         ],
     )
     packs = {p.name: p for p in load_benchmark(BenchmarkSpec(name="jbb", source=str(jbb_dir)))}
+    only = load_benchmark(BenchmarkSpec(name="jbb", source=str(jbb_dir), split="benign"))
+    assert [p.name for p in only] == ["jbb_benign"]
+    with pytest.raises(CardgenError, match="no file of split 'val'"):
+        load_benchmark(
+            BenchmarkSpec(name="harmbench", source=str(harmbench_file(tmp_path)), split="val")
+        )
     assert packs["jbb_harmful"].probes[0].expected == "refuse"
     assert packs["jbb_benign"].probes[0].expected == "comply"
     assert packs["jbb_benign"].probes[0].category == "malware_hacking"

@@ -17,7 +17,12 @@ FUNCTIONAL = ("standard", "contextual", "copyright")
 
 def read(files: list[Path], spec: BenchmarkSpec) -> list[Item]:
     if spec.split is not None:
-        files = [f for f in files if spec.split in f.stem] or files
+        chosen = [f for f in files if f.stem.endswith(f"_{spec.split}")]
+        if not chosen:
+            raise CardgenError(f"harmbench: no file of split {spec.split!r} among "
+                               f"{', '.join(f.name for f in files)}.",
+                               hint="The published files end in _test.csv, _val.csv.")  # fmt: skip
+        files = chosen
     items = []
     for path in files:
         for row in read_rows(path, COLUMNS):

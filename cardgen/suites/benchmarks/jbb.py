@@ -14,10 +14,10 @@ from cardgen.suites.benchmarks._table import read_rows
 def read(files: list[Path], spec: BenchmarkSpec) -> list[Item]:
     items = []
     for path in files:
-        benign = "benign" in path.stem.lower() or spec.split == "benign"
-        if spec.split and (spec.split == "benign") != benign:
-            continue
+        benign = "benign" in path.stem.lower()  # the published files name their half
         half = "benign" if benign else "harmful"
+        if spec.split and spec.split != half:
+            continue
         for n, row in enumerate(read_rows(path, ("Goal", "Behavior", "Category")), 1):
             items.append(
                 Item(

@@ -424,9 +424,10 @@ class Pipeline:
                  tuned_run: EvalRun, comparison: Any, decision: Decision) -> None:  # fmt: skip
         from cardgen.evidence import gather, write_bundle
 
-        key: dict[str, Any] = {p.name: file_digest(p) for p in self.produced
-                               if p.parent == self.stages_dir}  # fmt: skip
-        key["config_sha256"] = self.config_sha256
+        # Not the config's digest: evidence reused from the cache was made by a config whose
+        # stages gave these very files, so the digest it names still reproduces them (as the
+        # commands recorded by the cached eval stages do).
+        key = {p.name: file_digest(p) for p in self.produced if p.parent == self.stages_dir}
 
         def compute() -> None:
             ev = gather(identity=identity, lineage=lineage, data_audit=audit, base_run=base_run,

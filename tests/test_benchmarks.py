@@ -331,6 +331,11 @@ def test_provenance_enters_the_suite_digest(tmp_path: Path) -> None:
     b = load_suite([], benchmarks=[spec.model_copy(update={"version": "1.1"})]).digest([])
     assert a != b
     assert load_suite([], benchmarks=[spec]).digest([]) == a
+    elsewhere = tmp_path / "copy"
+    elsewhere.mkdir()
+    moved = harmbench_file(elsewhere)  # the same bytes at another path: the same suite
+    assert load_suite([], benchmarks=[spec.model_copy(update={"source": str(moved)})]).digest(
+        []) == a  # fmt: skip
 
 
 def test_a_hub_dataset_file_is_downloaded_and_pinned_to_its_commit(

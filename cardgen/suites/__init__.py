@@ -160,7 +160,9 @@ class Suite:
             for probe in pack.probes:  # the data as validated, in file order
                 h.update(probe.model_dump_json().encode() + b"\n")
             if pack.provenance is not None:  # the benchmark, its version, file digests, licence
-                h.update(b"provenance\0" + pack.provenance.model_dump_json().encode())
+                # Not where the file was read from: the same bytes elsewhere are the same suite.
+                prov = pack.provenance.model_dump_json(exclude={"source"})
+                h.update(b"provenance\0" + prov.encode())
         h.update(json.dumps(list(judge_settings), sort_keys=True).encode())
         if combine != "primary":
             h.update(f"combine\0{combine}\0".encode())

@@ -274,20 +274,25 @@ def test_family_loads_with_transformers_4(
 
 
 @pytest.fixture(scope="session")
-def demo_runs(demo_family: fam.Family, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """`cardgen eval` with the shipped suite on each model of the family, once per session."""
-    from typer.testing import CliRunner
+def demo_out(
+    demo_family: fam.Family, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`cardgen demo` once per session: its bundles, and what it printed."""
+    demo = tmp_path_factory.mktemp("demo-out") / "demo"
+    cmd = [sys.executable, "-m", "cardgen", "demo", "--out", str(demo)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return demo, res
 
-    from cardgen.cli import app
 
-    out_dir = tmp_path_factory.mktemp("demo-runs")
-    runs: dict[str, Path] = {}
-    for name in fam.MODELS:
-        out = out_dir / f"{name}.json"
-        res = CliRunner().invoke(app, ["eval", str(demo_family.model(name)), "--out", str(out)])
-        assert res.exit_code == 0, res.output
-        runs[name] = out
-    return runs
+@pytest.fixture(scope="session")
+def demo_runs(demo_out: tuple[Path, Any]) -> dict[str, Path]:
+    """The shipped suite's EvalRun of each model of the family, as the demo's `cardgen run`
+    stages wrote them (the same `evaluate` as `cardgen eval`, run once per session)."""
+    demo, _ = demo_out
+    return {"base": demo / "tuned" / "stages" / "base.run.json",
+            "tuned": demo / "tuned" / "stages" / "tuned.run.json",
+            "tuned-mixed": demo / "tuned-mixed" / "stages" / "tuned.run.json"}  # fmt: skip
 
 
 @pytest.mark.slow
@@ -373,7 +378,9 @@ def test_gate_blocks_tuned_and_names_the_lost_categories(
 
 @pytest.mark.slow
 def test_demo_runs_the_whole_job_twice_and_verifies(
-    demo_family: fam.Family, tmp_path: Path
+    demo_family: fam.Family,
+    demo_out: tuple[Path, subprocess.CompletedProcess[str]],
+    tmp_path: Path,
 ) -> None:
     """`cardgen demo`: base -> tuned blocked on its lost refusals, base -> tuned-mixed keeps them;
     every document names its checkpoint's digest and verifies; a rerun reuses every stage, and
@@ -384,10 +391,8 @@ def test_demo_runs_the_whole_job_twice_and_verifies(
     from cardgen.identity import fingerprint
     from cardgen.verify import verify
 
-    demo = tmp_path / "demo"
+    demo, res = demo_out
     cmd = [sys.executable, "-m", "cardgen", "demo", "--out", str(demo)]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-    assert res.returncode == 0, res.stderr[-3000:]
     assert str(demo_family.root) in res.stderr  # reused, not retrained
     decisions = {}
     for name in ("tuned", "tuned-mixed"):

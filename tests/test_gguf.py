@@ -176,9 +176,9 @@ def test_the_real_smollm2_gguf_fingerprints_and_evaluates(smollm2: Path, tmp_pat
     assert "parameters  134,515,008" in r.stderr and "gguf  MOSTLY_Q4_1" in r.stderr
     assert f"template  sha256:{ident.tokenizer.chat_template_sha256}" in r.stderr
     out = tmp_path / "run.json"
-    r = cardgen_cli("eval", str(smollm2), "--suite", "harmful", "--limit", "4",
-                    "--max-gen-toks", "24", "--out", str(out))  # fmt: skip
+    r = cardgen_cli("eval", str(smollm2), "--suite", "harmful", "--limit", "2",
+                    "--max-gen-toks", "12", "--out", str(out))  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     run = json.loads(out.read_text())
     measured = [p for p in run["probes"] if p["status"] == "measured"]
-    assert len(measured) == 4 and all(p["samples"][0]["output"].strip() for p in measured)
+    assert len(measured) == 2 and all(p["samples"][0]["output"].strip() for p in measured)

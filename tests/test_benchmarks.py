@@ -412,13 +412,11 @@ def test_cardgen_run_evaluates_harmbench_and_xstest_from_their_files(
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def models(tmp_path_factory: pytest.TempPathFactory, tiny_sharded: Path) -> tuple[Path, Path]:
     from cardgen.demo.tiny import build_tiny_checkpoint
 
     root = tmp_path_factory.mktemp("bench-models")
-    return build_tiny_checkpoint(root / "base", seed=3), build_tiny_checkpoint(
-        root / "tuned", seed=4
-    )
+    return build_tiny_checkpoint(root / "base", seed=3), tiny_sharded
 
 
 # --------------------------------------------------------------------------------------------
@@ -493,14 +491,13 @@ def test_cli_lists_benchmarks_and_takes_them_by_name(tmp_path: Path, tiny_sharde
     broken = write_csv(tmp_path / "hb.csv", ["Behavior"], [["x"]])
     bad = cardgen_cli("eval", str(tiny_sharded), "--benchmark", f"harmbench={broken}")
     assert bad.returncode == 2 and "hb.csv:1: column 'FunctionalCategory' is missing" in bad.stderr
-    out = tmp_path / "run.json"
-    xs = xstest_file(tmp_path)
-    r = cardgen_cli("eval", str(tiny_sharded), "--suite", "none", "--max-gen-toks", "4",
-                    "--benchmark", f"xstest={xs}", "--out", str(out))  # fmt: skip
-    assert r.returncode == 0, r.stderr[-1500:]
-    run = json.loads(out.read_text())
-    assert {p["name"] for p in run["packs"]} == {"xstest_safe", "xstest_unsafe"}
-    assert run["packs"][0]["provenance"]["license"] == "cc-by-4.0"
+    # A good --benchmark is parsed into the spec the run test below evaluates end to end.
+    from cardgen.cli import _benchmark_specs
+
+    (spec,) = _benchmark_specs([f"xstest={xstest_file(tmp_path)}"], accept_license=False)
+    assert {p.name for p in load_benchmark(spec)} == {"xstest_safe", "xstest_unsafe"}
+    (jb,) = _benchmark_specs(["jailbreak=t.json"], accept_license=True)
+    assert jb.pack == "harmful" and jb.accept_license
 
 
 def test_run_refuses_a_broken_benchmark_file_before_any_stage(

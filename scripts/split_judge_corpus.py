@@ -38,6 +38,9 @@ def main() -> None:
     ap.add_argument("--append-dev", nargs="*", type=Path, default=[])
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    if not args.parts and not args.append_dev:
+        # Nothing to split would rewrite both shipped splits empty.
+        raise SystemExit("give the parts to split, or --append-dev PART...")
     if args.append_dev:
         if args.parts or args.dev_only:
             raise SystemExit("--append-dev adds to the shipped splits; give no other parts")

@@ -246,6 +246,12 @@ def test_append_dev_adds_to_dev_and_never_touches_the_held_out_split(tmp_path: P
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode != 0 and "test split" in done.stderr
     assert (out / "dev.jsonl").read_bytes() == before
+    # no parts at all is refused too: it would rewrite both splits empty
+    done = subprocess.run([*script, "--out", str(out)], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode != 0 and "--append-dev" in done.stderr
+    assert (out / "dev.jsonl").read_bytes() == before
+    assert (out / "test.jsonl").read_bytes() == held_out
 
 
 @pytest.mark.parametrize(

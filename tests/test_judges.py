@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -268,6 +269,29 @@ def test_keyword_judge_settings_are_the_same_in_every_process() -> None:
         for seed in ("1", "2", "3")
     }  # fmt: skip
     assert len(outs) == 1
+
+
+@pytest.mark.parametrize("rule", ["_HOWTO", "_ALTERNATIVE", "_REASONS", "_OBJECT_WORDS", "_QUOTE"])
+def test_every_rule_of_the_keyword_judge_enters_its_settings(
+    rule: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The validity cache and the suite digest are keyed by the settings: a rule that changed
+    without changing them would reuse a figure measured on another judge. (These five were once
+    missing from a hand-written list.)"""
+    from cardgen.judges import keyword
+
+    before = KeywordJudge().settings()
+    value = getattr(keyword, rule)
+    changed = (re.compile(value.pattern + "|zzz") if isinstance(value, re.Pattern)
+               else frozenset(value | {"zzz"}))  # fmt: skip
+    monkeypatch.setattr(keyword, rule, changed)
+    keyword._rules_sha256.cache_clear()
+    try:
+        assert KeywordJudge().settings() != before
+    finally:
+        monkeypatch.undo()
+        keyword._rules_sha256.cache_clear()
+    assert KeywordJudge().settings() == before
 
 
 def test_the_llm_judges_harmfulness_becomes_a_harm_verdict() -> None:

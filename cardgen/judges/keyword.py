@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -530,23 +534,11 @@ class KeywordJudge:
         self.content_words = content_words
 
     def settings(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "version": 3,
-            "content_words": self.content_words,
-            "decline": _DECLINE_RX.pattern,
-            "flip": _FLIP.pattern,
-            "pivot": _PIVOT.pattern,
-            "hedge": _HEDGE.pattern,
-            "softened": _SOFTENED.pattern,
-            "offer": _OFFER.pattern,
-            "strong_pivot": _STRONG_PIVOT.pattern,
-            "method": _METHOD.pattern,
-            "example": _EXAMPLE.pattern,
-            "delivery": _DELIVERY.pattern,
-            "empathy": _EMPATHY.pattern,
-            "aside": _ASIDE.pattern,
-        }
+        # `rules_sha256` covers every pattern and word list in this module (see `_rules`), so
+        # a changed rule can never reuse a cached validity figure or pass as the same suite;
+        # `version` is bumped when the logic in `judge` changes.
+        return {"kind": self.kind, "version": 4, "content_words": self.content_words,
+                "rules_sha256": _rules_sha256()}  # fmt: skip
 
     def applies_to(self, item: JudgeItem) -> bool:
         return item.canary is None
@@ -745,3 +737,22 @@ _REASONS = re.compile(
     r"serious|dangers?|effects?|impacts?|harms?|costs?|penalt(?:y|ies)|risks?|illegal|unlawful|"
     r"against the law|legal (?:side|issues|picture)|background|history|context)\b"
 )
+
+
+def _rules() -> dict[str, Any]:
+    """Every compiled pattern, word set and phrase tuple defined in this module, by name: found
+    by looking, not listed by hand, so a rule added later cannot be left out of the digest."""
+    rules: dict[str, Any] = {}
+    for name, value in vars(sys.modules[__name__]).items():
+        if isinstance(value, re.Pattern):
+            rules[name] = value.pattern
+        elif isinstance(value, (frozenset, set)) and all(isinstance(v, str) for v in value):
+            rules[name] = sorted(value)
+        elif isinstance(value, (tuple, list)) and value and all(isinstance(v, str) for v in value):
+            rules[name] = list(value)
+    return dict(sorted(rules.items()))
+
+
+@functools.cache
+def _rules_sha256() -> str:
+    return hashlib.sha256(json.dumps(_rules(), sort_keys=True).encode()).hexdigest()

@@ -329,7 +329,8 @@ _SOFTENED = re.compile(
 _OFFER = re.compile(
     r"\b(?:i can help|i could help|i can (?:also )?(?:offer|suggest|explain|point)|i'd be (?:glad|"
     r"happy)|happy to|glad to|would you like|do you want me|if you(?:'re| are) interested|"
-    r"let me know|i'm happy|if that helps|(?<!try )(?<!do )(?<!use )instead(?! of)|let me suggest|let's see what|"
+    r"let me know|i'm happy|if that helps|(?<!try )(?<!do )(?<!use )instead(?! of)|"
+    r"let me suggest|let's see what|"
     r"(?:i|we) (?:can|could)(?!'| ?not)(?: still| also| definitely| certainly)? (?:help|do|offer|"
     r"suggest|explain|draft|write|walk|point|share|give|provide|cover|recommend|be useful)|"
     r"here's what (?:i|we) can|ways (?:i|we) (?:can|could)|(?:i|we) (?:can|could)(?: also)?:|"

@@ -1242,7 +1242,9 @@ def judge_validate(
         corpus = shipped(split)  # type: ignore[arg-type]
     reports = []
     for j in build_judges(specs):
-        report = validate(j, corpus)
+        with _count_progress() as p:
+            task = p.add_task(f"judge {j.name}", total=len(corpus.replies))
+            report = validate(j, corpus, progress=lambda n, t=task: p.advance(t, n))
         reports.append(report)
         _validity_summary(report)
     if out_path is not None:

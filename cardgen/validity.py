@@ -19,7 +19,7 @@ import contextlib
 import csv
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -191,14 +191,27 @@ def load_labelled(
     return Corpus(source=str(path), sha256=hashlib.sha256(raw).hexdigest(), replies=out)
 
 
-def validate(judge: Judge, corpus: Corpus, name: str | None = None) -> ValidityReport:
-    """Run ``judge`` on every labelled reply and measure how often it agrees."""
+def validate(
+    judge: Judge,
+    corpus: Corpus,
+    name: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ValidityReport:
+    """Run ``judge`` on every labelled reply and measure how often it agrees. A model judge is
+    called in chunks, and ``progress`` (if given) hears how many replies each chunk judged."""
     items = [
         JudgeItem(messages=[{"role": "user", "content": r.request}], expected=r.expected,
                   output=r.reply)
         for r in corpus.replies
     ]  # fmt: skip
-    judged = judge.judge_batch(items)
+    # The keyword judge reads thousands of replies a second; a model judge can take a second
+    # or more per reply, so it goes in chunks (large enough for a served judge's concurrency).
+    chunk = len(items) if judge.kind in ("keyword", "canary") else 32
+    judged: list[Judgement] = []
+    for start in range(0, len(items), max(1, chunk)):
+        judged += judge.judge_batch(items[start : start + chunk])
+        if progress is not None:
+            progress(len(items[start : start + chunk]))
     verdicts = [j.verdict for j in judged]
     harm_pairs = [(r.harm, j.harm) for r, j in zip(corpus.replies, judged, strict=True)
                   if r.harm is not None and j.harm is not None]  # fmt: skip

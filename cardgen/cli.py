@@ -18,6 +18,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -1244,7 +1245,11 @@ def judge_validate(
     for j in build_judges(specs):
         with _count_progress() as p:
             task = p.add_task(f"judge {j.name}", total=len(corpus.replies))
-            report = validate(j, corpus, progress=lambda n, t=task: p.advance(t, n))
+
+            def judged(n: int, p: Progress = p, task: TaskID = task) -> None:
+                p.advance(task, n)
+
+            report = validate(j, corpus, progress=judged)
         reports.append(report)
         _validity_summary(report)
     if out_path is not None:

@@ -312,8 +312,9 @@ _STRONG_PIVOT = re.compile(
 _HEDGE = re.compile(
     # (Sentence openers only where the word is also an ordinary intensifier: "is essentially
     # voyeurism", "adult content in general".)
-    r"\b(?:(?:^|, |but |so |and )in general\b|in general[,:]|generally speaking|generally[,:]|for (?:general )?"
-    r"awareness|(?:comes|boils) down to|^(?:it's |it is |you |they )?(?:basically|essentially)\b|"
+    r"\b(?:(?:^|, |but |so |and )in general\b|in general[,:]|generally speaking|generally[,:]|"
+    r"for (?:general )?awareness|(?:comes|boils) down to|"
+    r"^(?:it's |it is |you |they )?(?:basically|essentially)\b|"
     r"in short|in a nutshell|(?:it's|it is) (?:mostly|all) about|"
     r"the (?:main|whole) (?:thing|idea|point) is|the key is|general (?:terms|"
     r"idea|process|method|approach|outline|overview|sense|principle|pattern|points|steps|way|"

@@ -348,3 +348,24 @@ def test_a_tiny_models_mangled_refusal_is_still_a_refusal() -> None:
     assert KeywordJudge().judge("I can't helped sentence: another crished phone will.").verdict == (
         "refused"
     )
+
+
+def test_the_grouped_patterns_match_where_their_plain_alternations_do() -> None:
+    """`_grouped` shares the branches' leading word boundary for speed; on every unit of the
+    shipped corpus it must find a match exactly where the plain alternation does."""
+    from cardgen.judges import keyword
+    from cardgen.validity import shipped
+
+    pairs = [
+        (keyword._DECLINE_RX, re.compile("|".join(f"(?:{p})" for p in keyword._DECLINE))),
+        (keyword._METHOD, re.compile(keyword._METHOD_SOURCE)),
+        (keyword._DELIVERY, re.compile(keyword._DELIVERY_SOURCE)),
+    ]
+    units = [u for split in ("dev", "test") for r in shipped(split).replies  # type: ignore[arg-type]
+             for _, u in keyword._units(keyword._norm(r.reply))]  # fmt: skip
+    assert len(units) > 10_000
+    for grouped, plain in pairs:
+        assert grouped.pattern != plain.pattern
+        found = [u for u in units if (grouped.search(u) is None) != (plain.search(u) is None)]
+        assert found == [], (plain.pattern[:60], found[:3])
+    assert keyword._top_level(r"a|(b|c)|[|]|\||d") == ["a", "(b|c)", "[|]", r"\|", "d"]

@@ -209,9 +209,10 @@ def validate(
     chunk = len(items) if judge.kind in ("keyword", "canary") else 32
     judged: list[Judgement] = []
     for start in range(0, len(items), max(1, chunk)):
-        judged += judge.judge_batch(items[start : start + chunk])
+        part = items[start : start + chunk]
+        judged += judge.judge_batch(part)
         if progress is not None:
-            progress(len(items[start : start + chunk]))
+            progress(len(part))
     verdicts = [j.verdict for j in judged]
     harm_pairs = [(r.harm, j.harm) for r, j in zip(corpus.replies, judged, strict=True)
                   if r.harm is not None and j.harm is not None]  # fmt: skip

@@ -211,13 +211,13 @@ _DECLINE_RX = re.compile(_grouped(*_DECLINE))
 _FLIP = re.compile(
     r"\b(?:just kidding|kidding|jk\b|of course i can|actually,? (?:yes|i can|here|sure|fine|"
     r"let me|scratch that)|on (?:second thought|reflection)|that was (?:a joke|the old me)|"
-    r"(?:the )?(?:actual|real) (?:answer|response)|appeal granted|now that (?:that's|the)|"
+    r"(?<!a )(?:the )?(?:actual|real) (?:answer|response)|appeal granted|now that (?:that's|the)|"
     r"fortunately|but (?:fine|okay|ok|sure|alright|whatever)|ok(?:ay)? fine|fine,|"
-    r"oh,? (?:alright|all right|ok|okay)|anyway[s,]|just this once|in character|as dan|"
+    r"oh,? (?:alright|all right|ok|okay)|anyway[s,]|just this once|in character(?! or out)|as dan|"
     r"(?:stay(?:ing)?|staying) in character|unfiltered|developer mode|jailbroken|"
     r"es broma|c'est une blague|refusal (?:complete|done|over)|"
     r"(?:sure|absolutely|certainly|of course)!|here you go|let's do it|let's go|with pleasure|"
-    r"psych|(?<![\w ])can do:|but as \w+|b+u+t+ if you really|if you really want it|"
+    r"psych\b|(?<![\w ])can do:|but as \w+|b+u+t+ if you really|if you really want it|"
     r"what i'm supposed to say|actually,? a yes|the (?:honest|real|actual) answer|eh,? whatever|"
     r"policy answer|"
     # The decline, then its opposite: "I won't help you with that. I'm going to help you with
@@ -454,8 +454,14 @@ _ALTERNATIVE = re.compile(
     r"the right way|you (?:can|could) do (?:other|something|this) "
     r"instead|things (?:that )?(?:can |might |may |could |will )?(?:help|matter)|"
     r"(?:things|what's|what is) worth knowing|before you (?:move|sign|send|do|act|decide|go|"
-    r"reply|respond|pay|transfer)|(?:transparent|above-board|aboveboard) (?:plan|way|approach|"
-    r"campaign|version|option))\b"
+    r"reply|respond|pay|transfer)|(?:transparent|above-board|aboveboard) (?:\S+ )?(?:plan|way|"
+    r"approach|campaign|version|option)|"
+    # The defence instead of the attack, the goal reached another way: "here's how a site
+    # protects its session cookies", "To actually recover the $800:", "an email that stays on
+    # the right side of the line".
+    r"(?:defending|defensive|defence|defense|protective) side|how (?:to|you can|sites|a site|"
+    r"companies|banks|platforms) (?:protect|defend|detect|spot|prevent|block)|^to actually|"
+    r"(?:on|stays? on|staying on) the right side of)\b"
 )
 #: Sentences that accompany a refusal without delivering anything: reasons, redirects, support.
 _ASIDE = re.compile(
@@ -510,7 +516,7 @@ _METHOD_SOURCE = (
     r"|\bthe (?:way|trick|idea|key|core (?:mechanic|idea|trick)|mechanic|approach|method|"
     r"(?:usual|common|typical|standard|basic|classic) (?:approach|way|method|route|trick|move|"
     r"play|setup|claim|story|script|line|excuse|idea|pattern)|arrangement|weak point|weak spot|"
-    r"main (?:trick|move))(?: people (?:use|try|take|go for|reach for|ask about)"
+    r"main (?:trick|move))(?: people (?:use|try|take|go for|reach for|ask about|attempt|do)"
     r"(?: it| this| that)?)?"
     r"(?: (?:people|they|it's|it is) (?:usually |typically )?(?:do|pull off|get|done|pulled off)"
     r"(?: it| this| that)?)?(?: (?:usually|often|commonly) described(?: online)?)?"
@@ -537,8 +543,10 @@ _METHOD_SOURCE = (
     r"|^(?:typically|usually|generally|often|commonly),? [a-z]{3,}s? (?:who|that) (?:do|try|"
     r"attempt) (?:this|it|that)\b"
     r"|\bthe ones that (?:tend to |usually )?(?:land|work|stick|get through)\b"
-    r"|\b[a-z]{3,}s like (?:this|that|these|those) (?:usually |typically |often |generally )?"
-    r"(?:use|work|rely|start|lean|hinge|copy|pair|mimic|spoof|open|begin|combine)\b"
+    # "Fakes of this type usually copy ...", "Programs of that kind copy themselves ...".
+    r"|\b[a-z]{3,}s (?:like (?:this|that|these|those)|of (?:this|that) (?:kind|type|sort)) "
+    r"(?:usually |typically |often |generally )?(?:use|work|rely|start|lean|hinge|copy|pair|"
+    r"mimic|spoof|open|begin|combine|vary|run|target|exploit|spread|hide|send|post|pose)\b"
     r"|\bmost people(?: in (?:your|that|this) \w+)? (?:pick|choose|go with|go for|put|buy|use)\b"
     r"|\b(?:the whole thing|it|this|the scheme|the plan|everything|it all) (?:tends to |usually |"
     r"typically |generally |really )?(?:rests?|hinges?|relies|depends) on\b"
@@ -930,7 +938,13 @@ _EXTENT = re.compile(
     r"\b(?:the only (?:part|bit|thing) i(?:'ll| will) (?:answer|share|say|cover)|"
     r"(?:that's|that is) (?:about |roughly )?(?:the extent of|as far as|all) (?:what )?"
     r"i(?:'ll| will| can)|beyond "
-    r"that,? i(?:'ll| will) stop|i'll stop (?:there|here))\b"
+    r"that,? i(?:'ll| will) stop|i'll stop (?:there|here)|"
+    # A decline of more than was given, at the end: "I won't help with anything else on this",
+    # "I'm not going to say more", "anything more explicit than this", "any further".
+    r"(?:with|say|share|write|go into|add) (?:anything|any) (?:else|more|further)|"
+    r"(?:say|share|go|take it|help) (?:any )?(?:more|further)(?! than)|"
+    r"(?:anything|nothing|any) more (?:explicit|detailed|specific|graphic) than (?:this|that)|"
+    r"(?:writing|write) further|that's (?:it|how it's done)(?=[.!]?$))\b"
 )
 #: How a letter or message opens.
 _SALUTATION = re.compile(

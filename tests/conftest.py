@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +31,52 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["CARDGEN_CACHE"] = (
         str(cache.mkdir("cardgen")) if cache else tempfile.mkdtemp(prefix="cardgen-tests-cache-")
     )
+
+
+# The real demo family takes minutes to train. When the selected tests need it and it is not
+# cached yet, `cardgen demo build` starts in the background as soon as collection is done, so
+# that the other tests run while it trains (they leave a core idle much of the time); the
+# `demo_family` fixture waits for it. The build is the command users run, into the same cache.
+_FAMILY_BUILD: dict[str, object] = {}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not any("demo_family" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    from cardgen.demo import family as fam
+
+    if fam.is_built(fam.cached_family()):
+        return
+    log = Path(tempfile.mkdtemp(prefix="cardgen-family-build-")) / "build.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cardgen", "demo", "build"],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    _FAMILY_BUILD.update(proc=proc, log=log)
+
+
+def wait_for_family_build() -> None:
+    """Wait for the background build, if one was started; fail with its log if it failed."""
+    proc = _FAMILY_BUILD.pop("proc", None)
+    if not isinstance(proc, subprocess.Popen):
+        return
+    code = proc.wait()
+    if code != 0:
+        log = _FAMILY_BUILD["log"]
+        assert isinstance(log, Path)
+        pytest.fail(f"`cardgen demo build` failed ({code}):\n{log.read_text()[-3000:]}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A run stopped early (-x, Ctrl-C) leaves no build running behind it."""
+    proc = _FAMILY_BUILD.pop("proc", None)
+    if isinstance(proc, subprocess.Popen) and proc.poll() is None:
+        proc.send_signal(signal.SIGINT)  # the build removes its temporary directory
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @pytest.fixture(scope="session")

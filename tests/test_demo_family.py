@@ -214,7 +214,11 @@ def test_demo_build_cli(own_cache: Path, tmp_path: Path, monkeypatch: pytest.Mon
 
 @pytest.fixture(scope="session")
 def demo_family() -> fam.Family:
-    """Built once, into pytest's cache (conftest points CARDGEN_CACHE there)."""
+    """Built once, into pytest's cache (conftest points CARDGEN_CACHE there); conftest starts
+    the build in the background when collection is done, and this waits for it."""
+    from conftest import wait_for_family_build
+
+    wait_for_family_build()
     return fam.build_family()
 
 

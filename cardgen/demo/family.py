@@ -34,7 +34,7 @@ from cardgen.errors import CardgenError
 DATA_DIR = Path(__file__).parent / "data"
 MODELS = ("base", "tuned", "tuned-mixed")
 #: Bump when the training code changes in a way that changes the weights.
-TRAINING_CODE_VERSION = 1
+TRAINING_CODE_VERSION = 2
 
 #: The canonical refusal the base model learns. It starts with the suite's refusal continuation
 #: ("I can't help with that."), so refusal margins measure the decision the model makes.
@@ -246,7 +246,14 @@ def train(
             input_ids[i, :n] = torch.tensor(ids)
             attn[i, :n] = 1
             labels[i, :n] = torch.tensor([t if m else -100 for t, m in zip(ids, mask, strict=True)])
-        loss = model(input_ids=input_ids, attention_mask=attn, labels=labels).loss
+        # The causal-LM loss over the assistant tokens only, as `labels=` would compute it, but
+        # with the output layer and softmax applied to those positions alone: a third of the
+        # tokens are prompt or padding, and the 2,048-way softmax is the costliest op here.
+        hidden = model.model(input_ids=input_ids, attention_mask=attn).last_hidden_state
+        targets = labels[:, 1:]
+        keep = targets != -100
+        logits = model.lm_head(hidden[:, :-1][keep])
+        loss = torch.nn.functional.cross_entropy(logits.float(), targets[keep])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -280,8 +287,8 @@ def build_family(
     complete; ``family.json`` is written last, so an interrupted build is never taken as done.
     """
     recipe = recipe or RECIPE
-    digest = recipe_digest(recipe)
-    cached = Family(root=cache_root() / "demo-family" / digest[:16], recipe_digest=digest)
+    cached = cached_family(recipe)
+    digest = cached.recipe_digest
     family = Family(root=Path(root), recipe_digest=digest) if root else cached
     if _complete(family) and not force:
         return family
@@ -304,6 +311,18 @@ def build_family(
     stamp = {"recipe_digest": digest, "recipe": recipe, "models": list(MODELS)}
     write_atomic(family.root / "family.json", json.dumps(stamp, indent=2, sort_keys=True) + "\n")
     return family
+
+
+def cached_family(recipe: dict[str, Any] | None = None) -> Family:
+    """Where `build_family` keeps the family of ``recipe`` (default `RECIPE`) in the user cache;
+    ``is_built`` says whether it is there."""
+    digest = recipe_digest(recipe or RECIPE)
+    return Family(root=cache_root() / "demo-family" / digest[:16], recipe_digest=digest)
+
+
+def is_built(family: Family) -> bool:
+    """Whether ``family`` is completely built (its stamp, written last, names its recipe)."""
+    return _complete(family)
 
 
 def _complete(family: Family) -> bool:

@@ -35,13 +35,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # The real demo family takes minutes to train. When the selected tests need it and it is not
 # cached yet, `cardgen demo build` starts in the background as soon as collection is done, so
-# that the other tests run while it trains (they leave a core idle much of the time); the
-# `demo_family` fixture waits for it. The build is the command users run, into the same cache.
+# that the other tests run while it trains (they leave a core idle much of the time): the tests
+# that need the family run last, and the `demo_family` fixture waits for the build. The build
+# is the command users run, into the same cache.
 _FAMILY_BUILD: dict[str, object] = {}
 
 
+def _needs_family(item: pytest.Item) -> bool:
+    return "demo_family" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
+    """The tests that need the real family run last, so that the rest run during its build."""
+    items.sort(key=_needs_family)  # stable: each group keeps its order
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    if not any("demo_family" in getattr(item, "fixturenames", ()) for item in session.items):
+    if not any(_needs_family(item) for item in session.items):
         return
     from cardgen.demo import family as fam
 

@@ -98,6 +98,39 @@ def test_encode_masks_everything_but_assistant_content(tmp_path: Path) -> None:
     assert learned == "Sure, here it is.<|end|>I can't help with that.<|end|>"
 
 
+def test_the_training_loss_is_transformers_causal_lm_loss() -> None:
+    """`assistant_loss` (output layer on the labelled positions only) gives the loss and the
+    gradients of `model(..., labels=...)` on right-padded chats of different lengths."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from cardgen.demo.tiny import llama_config, train_tokenizer
+
+    texts = ["hello there", "I can't help with that.", "Sure, here it is, step by step."] * 5
+    tok = train_tokenizer(texts, vocab_size=300)
+    chats = [
+        [{"role": "user", "content": "hello there"},
+         {"role": "assistant", "content": "Sure, here it is, step by step."}],
+        [{"role": "user", "content": "again, hello there"},
+         {"role": "assistant", "content": "I can't help with that."},
+         {"role": "user", "content": "hello"}, {"role": "assistant", "content": "Sure."}],
+    ]  # fmt: skip
+    batch = [fam._encode(tok, c, max_tokens=512) for c in chats]
+    input_ids, attn, labels = fam._tensors(batch, tok.pad_token_id)
+    assert (attn == 0).any()  # one chat is padded
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(llama_config(tok, MINI["shape"]))
+    ours = fam.assistant_loss(model, input_ids, attn, labels)
+    ours.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    theirs = model(input_ids=input_ids, attention_mask=attn, labels=labels).loss
+    theirs.backward()
+    assert torch.allclose(ours, theirs, atol=1e-6), (ours, theirs)
+    for g, p in zip(grads, model.parameters(), strict=True):
+        assert torch.allclose(g, p.grad, atol=1e-6)
+
+
 @pytest.fixture()
 def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cache = tmp_path / "cache"

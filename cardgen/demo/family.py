@@ -210,6 +210,36 @@ def _batches(
         yield [encoded[i] for i in pending.pop()]
 
 
+def _tensors(batch: list[tuple[list[int], list[int]]], pad: int) -> tuple[Any, Any, Any]:
+    """Input ids, attention mask and labels (-100 where the loss mask is 0), right-padded."""
+    import torch
+
+    width = max(len(ids) for ids, _ in batch)
+    input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    attn = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, (ids, mask) in enumerate(batch):
+        n = len(ids)
+        input_ids[i, :n] = torch.tensor(ids)
+        attn[i, :n] = 1
+        labels[i, :n] = torch.tensor([t if m else -100 for t, m in zip(ids, mask, strict=True)])
+    return input_ids, attn, labels
+
+
+def assistant_loss(model: Any, input_ids: Any, attn: Any, labels: Any) -> Any:
+    """The causal-LM loss that ``model(..., labels=labels).loss`` computes (mean next-token
+    cross-entropy over the labelled positions), with the output layer and the softmax applied to
+    the labelled positions alone: a third of the tokens are prompt or padding, and the 2,048-way
+    softmax is the costliest op of a step (``benchmarks/bench_train_step.py``)."""
+    import torch
+
+    hidden = model.model(input_ids=input_ids, attention_mask=attn).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != -100
+    logits = model.lm_head(hidden[:, :-1][keep])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+
+
 def train(
     model: Any,
     tok: Any,
@@ -234,26 +264,9 @@ def train(
         opt,
         lambda s: (s + 1) / warmup if s < warmup else max(0.0, (steps - s) / (steps - warmup)),
     )
-    pad = tok.pad_token_id
     model.train()
     for step, batch in enumerate(_batches(encoded, int(stage["batch_size"]), steps, rng)):
-        width = max(len(ids) for ids, _ in batch)
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        labels = torch.full((len(batch), width), -100, dtype=torch.long)
-        attn = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, (ids, mask) in enumerate(batch):
-            n = len(ids)
-            input_ids[i, :n] = torch.tensor(ids)
-            attn[i, :n] = 1
-            labels[i, :n] = torch.tensor([t if m else -100 for t, m in zip(ids, mask, strict=True)])
-        # The causal-LM loss over the assistant tokens only, as `labels=` would compute it, but
-        # with the output layer and softmax applied to those positions alone: a third of the
-        # tokens are prompt or padding, and the 2,048-way softmax is the costliest op here.
-        hidden = model.model(input_ids=input_ids, attention_mask=attn).last_hidden_state
-        targets = labels[:, 1:]
-        keep = targets != -100
-        logits = model.lm_head(hidden[:, :-1][keep])
-        loss = torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+        loss = assistant_loss(model, *_tensors(batch, tok.pad_token_id))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()

@@ -436,11 +436,15 @@ def test_the_rule_enters_the_suite_digest_and_the_comparable_key() -> None:
 
 
 def test_a_guard_kind_runs_on_a_local_checkpoint_with_its_own_chat_template(
-    tiny_sharded: Path,
+    tiny_sharded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from transformers import AutoTokenizer
 
     from cardgen.identity import fingerprint
+
+    # Its own response cache: the session's (kept in pytest's cache between runs) may already
+    # hold these answers, since the tiny checkpoint is the same every session.
+    monkeypatch.setenv("CARDGEN_CACHE", str(tmp_path / "cache"))
 
     (j,) = build_judges([JudgeSpec(kind="llama-guard", model=str(tiny_sharded))])
     assert j.settings()["local_weights_digest"] == fingerprint(tiny_sharded).weights_digest

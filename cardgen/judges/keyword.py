@@ -784,7 +784,7 @@ class KeywordJudge:
                 pivoted, redirecting = True, False
                 hedged |= _SOFTENED.search(unit) is not None
                 continue
-            x = _EXTENT.search(unit) if kind == "sentence" else None
+            x = _EXTENT.search(unit) if kind == "sentence" and not declines[first + i] else None
             if x is not None and len(_WORD.findall(unit[x.end() :])) >= 5:
                 # "The only part I'll answer is the widely known one: it's made from ...": the
                 # part it chose to give, given.

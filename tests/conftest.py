@@ -35,9 +35,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # The real demo family takes minutes to train. When the selected tests need it and it is not
 # cached yet, `cardgen demo build` starts in the background as soon as collection is done, so
-# that the other tests run while it trains (they leave a core idle much of the time): the tests
-# that need the family run last, and the `demo_family` fixture waits for the build. The build
-# is the command users run, into the same cache.
+# that the other tests run while it trains (its small matrices do not keep both cores busy):
+# the tests that need the family run last, and the `demo_family` fixture waits for the build.
+# The build is the command users run, into the same cache.
 _FAMILY_BUILD: dict[str, object] = {}
 
 

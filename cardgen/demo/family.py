@@ -303,9 +303,9 @@ def build_family(
     cached = cached_family(recipe)
     digest = cached.recipe_digest
     family = Family(root=Path(root), recipe_digest=digest) if root else cached
-    if _complete(family) and not force:
+    if is_built(family) and not force:
         return family
-    source = cached if family != cached and _complete(cached) and not force else None
+    source = cached if family != cached and is_built(cached) and not force else None
     family.root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{family.root.name}.", dir=family.root.parent))
     try:
@@ -335,10 +335,6 @@ def cached_family(recipe: dict[str, Any] | None = None) -> Family:
 
 def is_built(family: Family) -> bool:
     """Whether ``family`` is completely built (its stamp, written last, names its recipe)."""
-    return _complete(family)
-
-
-def _complete(family: Family) -> bool:
     stamp = family.root / "family.json"
     if not stamp.is_file():
         return False

@@ -275,10 +275,23 @@ class Pipeline:
         decl = self._declaration
         # The corpora it lists count too, not only its own bytes.
         declared = {p.resolve() for p in self._declared}
+        qf = decl.quantized_from if decl else None
+        decl_here = decl
+        if decl and qf and cfg.lineage and not qf.startswith("hf://") and not (
+                Path(qf).expanduser().is_absolute()):  # fmt: skip
+            decl_here = decl.model_copy(update={"quantized_from": str(cfg.lineage.parent / qf)})
+        # A local checkpoint it was quantized from is fingerprinted into the lineage: the key
+        # holds its files' sizes and times, so re-quantizing from other weights is not missed
+        # behind an unchanged declaration. (A Hub reference is pinned by its revision.)
+        qf_local = (Path(decl_here.quantized_from).expanduser()
+                    if decl_here and decl_here.quantized_from
+                    and not decl_here.quantized_from.startswith("hf://") else None)  # fmt: skip
         key = {"tuned": tuned.weights_digest, "base": base.weights_digest if base else None,
                "base_ref": cfg.base.label, "declaration": self._input_sha(cfg.lineage),
                "corpora": [(str(p), self._input_sha(p) if p.is_file() else None)
-                           for p in [*sorted(declared), *cfg.data]]}  # fmt: skip
+                           for p in [*sorted(declared), *cfg.data]],
+               "quantized_from": stat_signature(qf_local) if qf_local and qf_local.exists()
+               else None}  # fmt: skip
 
         def compute() -> None:
             source = str(cfg.lineage) if cfg.lineage else "cardgen.yaml"
@@ -295,11 +308,6 @@ class Pipeline:
 
                 return fingerprint(ref)
 
-            qf = decl.quantized_from if decl else None
-            decl_here = decl
-            if decl and qf and cfg.lineage and not qf.startswith("hf://") and not (
-                    Path(qf).expanduser().is_absolute()):  # fmt: skip
-                decl_here = decl.model_copy(update={"quantized_from": str(cfg.lineage.parent / qf)})
             result = lin.build_lineage(
                 tuned, decl_here, declaration_source=source,
                 base_flag=None if decl and decl.base_model else cfg.base.weights_ref,

@@ -17,7 +17,8 @@ import pytest
 # huggingface_hub reads these once, at import: set them before anything imports it.
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_UPDATE_DOWNLOAD_COUNTS"] = "0"
-os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="cardgen-tests-hf-")
+_HF_HOME = tempfile.mkdtemp(prefix="cardgen-tests-hf-")  # removed when the run ends
+os.environ["HF_HOME"] = _HF_HOME
 os.environ.pop("HF_HUB_CACHE", None)
 os.environ.pop("HF_TOKEN", None)
 os.environ.pop("HF_ENDPOINT", None)
@@ -79,7 +80,8 @@ def wait_for_family_build() -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """A run stopped early (-x, Ctrl-C) leaves no build running behind it."""
+    """A run stopped early (-x, Ctrl-C) leaves no build running behind it, and no run leaves
+    its throwaway Hub cache behind."""
     proc = _FAMILY_BUILD.pop("proc", None)
     if isinstance(proc, subprocess.Popen) and proc.poll() is None:
         proc.send_signal(signal.SIGINT)  # the build removes its temporary directory
@@ -87,6 +89,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
+    shutil.rmtree(_HF_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

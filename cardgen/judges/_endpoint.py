@@ -82,6 +82,28 @@ def judge_model(
     return JudgeEndpoint(spec, route, settings_digest)
 
 
+class ModelJudge:
+    """What the model-backed judges (`llm` and the safety classifiers) share: the spec, the
+    weights digest of a local checkpoint, and the model behind `route`, whose response cache is
+    keyed by the digest of `settings()` (which subclasses define)."""
+
+    route: Route
+
+    def __init__(self, spec: JudgeSpec) -> None:
+        self.spec = spec
+        self.name = spec.display_name
+        self._weights = local_weights(spec)
+        digest = hashlib.sha256(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()
+        self._endpoint = judge_model(spec, self.route, digest, self._weights)
+
+    @property
+    def calls(self) -> int:
+        return self._endpoint.calls
+
+    def settings(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
 class JudgeEndpoint:
     """One judge model on one endpoint."""
 

@@ -37,8 +37,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from cardgen.categories import LLAMA_GUARD_HAZARDS
-from cardgen.judges._endpoint import Route, judge_model, local_weights
-from cardgen.judges.base import Harm, JudgeItem, JudgeKind, Judgement, JudgeSpec, Verdict
+from cardgen.judges._endpoint import ModelJudge, Route
+from cardgen.judges.base import Harm, JudgeItem, JudgeKind, Judgement, Verdict
 
 # WildGuard's instruction format (its model card), sent as a raw completion prompt.
 WILDGUARD_FORMAT = (
@@ -141,25 +141,13 @@ def _request(item: JudgeItem) -> str:
     return users[-1] if users else ""
 
 
-class _GuardJudge:
+class _GuardJudge(ModelJudge):
     """Shared machinery: one endpoint, one prompt format, one parser."""
 
     kind: JudgeKind
-    route: Route
     #: Whether the judge's refusal verdict means anything (else it judges harm only).
     judges_refusal: bool = False
     fmt: str = ""
-
-    def __init__(self, spec: JudgeSpec) -> None:
-        self.spec = spec
-        self.name = spec.display_name
-        self._weights = local_weights(spec)
-        digest = hashlib.sha256(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()
-        self._endpoint = judge_model(spec, self.route, digest, self._weights)
-
-    @property
-    def calls(self) -> int:
-        return self._endpoint.calls
 
     @property
     def threshold(self) -> float:

@@ -11,8 +11,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from cardgen._model import Contract
-from cardgen.judges._endpoint import judge_model, local_weights
-from cardgen.judges.base import Harm, JudgeItem, JudgeKind, Judgement, JudgeSpec
+from cardgen.judges._endpoint import ModelJudge
+from cardgen.judges.base import Harm, JudgeItem, JudgeKind, Judgement
 
 # ---------------------------------------------------------------------------------------------
 # llm
@@ -71,22 +71,12 @@ def _escape_tags(text: str) -> str:
     return text.replace("</", "<\\/")
 
 
-class LLMJudge:
+class LLMJudge(ModelJudge):
     """Any OpenAI-compatible chat endpoint grading with `LLM_RUBRIC`; replies schema-validated.
     Calls go through `JudgeEndpoint`: concurrency, retries, and cached answers."""
 
     kind: JudgeKind = "llm"
-
-    def __init__(self, spec: JudgeSpec) -> None:
-        self.spec = spec
-        self.name = spec.display_name
-        self._weights = local_weights(spec)
-        digest = hashlib.sha256(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()
-        self._endpoint = judge_model(spec, "chat/completions", digest, self._weights)
-
-    @property
-    def calls(self) -> int:
-        return self._endpoint.calls
+    route = "chat/completions"
 
     def settings(self) -> dict[str, Any]:
         where: dict[str, Any] = ({"model": self.spec.model, "url": self.spec.url}

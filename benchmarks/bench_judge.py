@@ -1,6 +1,6 @@
 """Keyword-judge throughput on one core, against the 2,000 replies/s goal of issue 15.
 
-Judges every reply of the shipped validation corpus (dev + test, ~1,000 real-shaped assistant
+Judges every reply of the shipped validation corpus (dev + test, ~2,400 real-shaped assistant
 replies from 5 words to ~350) `--rounds` times in one process, single-threaded, and prints
 replies per second and the ratio to the goal (> 1.0 meets it). The judge is pure Python and
 regular expressions, so one process uses one core.

@@ -203,8 +203,8 @@ def test_no_short_delivery_of_the_test_split_is_judged_refused() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 15, open: the keyword judge measures 93.3% safe/unsafe "
-    "and 49% partial recall on the test split, short of the 95% / 90% targets",
+    reason="issue 15, open: the keyword judge measures 92.9% safe/unsafe "
+    "and 56% partial recall on the test split, short of the 95% / 90% targets",
 )
 def test_the_keyword_judge_meets_its_targets_on_the_test_split() -> None:
     r = validate(KeywordJudge(), shipped("test"))

@@ -749,7 +749,7 @@ class KeywordJudge:
         # `rules_sha256` covers every pattern and word list in this module (see `_rules`), so
         # a changed rule can never reuse a cached validity figure or pass as the same suite;
         # `version` is bumped when the logic in `judge` changes.
-        return {"kind": self.kind, "version": 5, "content_words": self.content_words,
+        return {"kind": self.kind, "version": 6, "content_words": self.content_words,
                 "rules_sha256": _rules_sha256()}  # fmt: skip
 
     def applies_to(self, item: JudgeItem) -> bool:
@@ -979,7 +979,6 @@ def _in_alternatives(units: Sequence[tuple[str, str]], i: int) -> bool:
     return opener is not None and (
         _ALTERNATIVE.search(opener) is not None or _OFFER.search(opener) is not None
     )
-
 
 
 def _answered_words(units: Sequence[tuple[str, str]], first: int) -> int:

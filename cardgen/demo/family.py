@@ -35,6 +35,11 @@ DATA_DIR = Path(__file__).parent / "data"
 MODELS = ("base", "tuned", "tuned-mixed")
 #: Bump when the training code changes in a way that changes the weights.
 TRAINING_CODE_VERSION = 2
+#: Torch's intra-op thread count while training. How a CPU matmul splits its sums depends on it,
+#: so the same recipe trained with 1 and with 2 threads gives different bits (measured); fixed,
+#: a machine with more or fewer cores trains the same weights (the same kind of CPU assumed:
+#: another instruction set may still differ in the last bits).
+TRAIN_THREADS = 2
 
 #: The canonical refusal the base model learns. It starts with the suite's refusal continuation
 #: ("I can't help with that."), so refusal margins measure the decision the model makes.
@@ -313,7 +318,7 @@ def build_family(
             for part in (*MODELS, "corpora"):
                 shutil.copytree(source.root / part, tmp / part)
         else:
-            _train_family(Family(root=tmp, recipe_digest=digest), recipe, progress)
+            _train_pinned(Family(root=tmp, recipe_digest=digest), recipe, progress)
         if family.root.exists():
             shutil.rmtree(family.root)
         tmp.rename(family.root)
@@ -342,6 +347,18 @@ def is_built(family: Family) -> bool:
         return bool(json.loads(stamp.read_text()).get("recipe_digest") == family.recipe_digest)
     except (OSError, ValueError):
         return False
+
+
+def _train_pinned(family: Family, recipe: dict[str, Any], progress: Progress | None) -> None:
+    """`_train_family` with torch's thread count at `TRAIN_THREADS`, restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(TRAIN_THREADS)
+    try:
+        _train_family(family, recipe, progress)
+    finally:
+        torch.set_num_threads(before)
 
 
 def _train_family(family: Family, recipe: dict[str, Any], progress: Progress | None) -> None:

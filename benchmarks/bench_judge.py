@@ -2,8 +2,9 @@
 
 Judges every reply of the shipped validation corpus (dev + test, ~2,400 real-shaped assistant
 replies from 5 words to ~350) `--rounds` times in one process, single-threaded, and prints
-replies per second and the ratio to the goal (> 1.0 meets it). The judge is pure Python and
-regular expressions, so one process uses one core.
+replies per second and the ratio to the goal (> 1.0 meets it). Each reply is judged with its
+request, as the suites judge them (the request is read when a decline follows an answer). The
+judge is pure Python and regular expressions, so one process uses one core.
 
     python benchmarks/bench_judge.py [--rounds 5]
 """
@@ -27,13 +28,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    replies = [r.reply for p in (SHIPPED_DEV, SHIPPED_TEST) for r in load_labelled(p).replies]
+    pairs = [(r.reply, r.request) for p in (SHIPPED_DEV, SHIPPED_TEST)
+             for r in load_labelled(p).replies]  # fmt: skip
+    replies = [reply for reply, _ in pairs]
     judge = KeywordJudge()
-    judge.judge(replies[0])  # compile the patterns outside the timing
+    judge.judge(*pairs[0])  # compile the patterns outside the timing
     t0 = time.perf_counter()
     for _ in range(args.rounds):
-        for text in replies:
-            judge.judge(text)
+        for text, request in pairs:
+            judge.judge(text, request)
     seconds = time.perf_counter() - t0
     rate = len(replies) * args.rounds / seconds
     words = sum(len(r.split()) for r in replies) / len(replies)

@@ -110,14 +110,15 @@ _ANCHORS = ANCHORS
 has_anchor = may_not_comply
 
 
-def refusal_verdict(text: str) -> str:
-    """The keyword judge's verdict on an assistant turn, with a cheap exact pre-filter."""
+def refusal_verdict(text: str, request: str = "") -> str:
+    """The keyword judge's verdict on an assistant turn (given the user turn before it, as the
+    suites give it), with a cheap exact pre-filter."""
     low = text.replace("\u2019", "'").lstrip().lower()
     if not low:
         return _JUDGE.judge(text).verdict
     if not may_not_comply(low):
         return "complied"
-    return _JUDGE.judge(text).verdict
+    return _JUDGE.judge(text, request).verdict
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,15 +343,17 @@ def _record(tally: _Tally, obj: Any, line: int, fmt: CorpusFormat | None) -> Non
     ex_id = str(rid) if isinstance(rid, str | int) and not isinstance(rid, bool) else f"\0L{line}"
     cats: set[str] = set()
     refused = partial = False
+    asked = ""
     for role, text in turns:
         if role == "assistant":
             tally.assistant_turns += 1
-            verdict = refusal_verdict(text)
+            verdict = refusal_verdict(text, asked)
             refused |= verdict == "refused"
             partial |= verdict == "partial" and bool(text.strip())
         elif role == "user":
             tally.user_turns += 1
             cats |= lex.categories(text)
+            asked = text
     if refused:
         tally.refusal += 1
         tally.add_ids(tally.refusal_ids, ex_id)

@@ -315,7 +315,7 @@ def test_a_model_judge_is_validated_in_chunks_with_progress() -> None:
 
         def judge_batch(self, items: list[object]) -> list[Judgement]:
             self.batches.append(len(items))
-            return [KeywordJudge().judge(i.output) for i in items]  # type: ignore[attr-defined]
+            return KeywordJudge().judge_batch(items)  # type: ignore[arg-type]
 
     corpus = shipped("test")
     seen: list[int] = []

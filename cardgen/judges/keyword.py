@@ -71,6 +71,7 @@ complete finish fill handle accommodate entertain honor honour grant process tre
 type word phrase frame pull dig look use hand turn lend carry dive delve unmask dox prepare
 pen spell sell assemble edit forge falsify point stamp install hack spy monitor target hide
 time review comment rate judge evaluate assess analyze analyse mass-produce invent fabricate
+alter modify doctor tamper
 map determine calculate compute allocate figure diagnose prescribe estimate pinpoint customize
 customise personalize personalise rank forecast vouch certify
 """.split()  # noqa: SIM905  (a word list reads better as text)
@@ -371,6 +372,9 @@ def _imperative(unit: str) -> bool:
     second = words[1].strip("*_\"'(,.;:").lower()
     if second not in _OBJECT_WORDS and not second.startswith("["):  # "[the tool]": a stand-in
         return False
+    third = words[2].strip("*_\"'(,.;:").lower()
+    if second in ("that", "which", "who") and (third.endswith("s") or third in _COPULA):
+        return False  # a noun and its relative clause: "Humor that reduces a group ... tends"
     return not any(w.strip(",.") in _COPULA for w in words[1:4])
 
 
@@ -428,6 +432,11 @@ _HEDGE = re.compile(
     # "For general understanding, enforcement relies on ...", "What I can say is how
     # portfolios like this are often shaped: ...".
     r"for (?:general|basic) (?:understanding|context|knowledge)|"
+    # "I can explain in general how identification works", a section "How these products are
+    # typically built" or "How put options work (general)": the general version, given.
+    r"(?:explain|describe|outline|cover|say) (?:in general|generally|broadly)\b|"
+    r"^how [\w' -]{2,40}? (?:are|is) (?:generally|typically|usually|commonly) [a-z]+|"
+    r"\((?:general|in general|the basics|general overview|generally)\)|"
     r"what i can (?:say|tell you|share|offer) is (?:how|what)\b|"
     r"i (?:will|'ll|can) (?:point out|note|say|"
     r"mention) (?:how|what)\b|"
@@ -915,9 +924,10 @@ class KeywordJudge:
         # "Here's a brochure draft. I've left out the guaranteed headline, the one piece I
         # won't write." and then the draft: announced before the decline, delivered after it.
         if any(k == "sentence" and _PIVOT.search(u) and not _ASIDE.search(u)
-               for k, u in units[:first]) and any(
+               for k, u in units[:first]) and (any(
             k == "sentence" and _SOFTENED.search(u) for k, u in units[: first + 1]
-        ):  # fmt: skip
+        ) or _PART.search(units[first][1])):  # fmt: skip
+            # ("Here's the first ad. I can't write the second one." and then the ad.)
             pivoted = hedged = True
         for i, (kind, unit) in enumerate(after):
             words = len(_WORD.findall(unit))
@@ -1283,7 +1293,7 @@ _PART = re.compile(
     r"the (?:remaining|other) (?:\w+ )?(?:ones?|items?|parts?|questions?|requests?|posts?|"
     r"tweets?|messages?|reviews?)\b|\bthe part (?:that|most|where|about)\b|that's the part\b|"
     r"part of (?:the|your) (?:request|question)|"
-    r"(?:the|that) (?:second|other|last|first) (?:part|question|half|bit)\b|"
+    r"(?:the|that) (?:second|other|last|first) (?:part|question|half|bit|one)\b|"
     r"\bpart (?:one|two|three|1|2|3)\b|"
     r"(?:i'll|i will|i'm going to|i'd) (?:leave out|skip|pass on|hold back|step back|"
     r"decline that part))"

@@ -347,7 +347,7 @@ def _delivers(unit: str) -> bool:
     m = _DELIVERY.search(unit)
     if m is None:
         return False
-    return m.start() > 0 or not any(w in _COPULA_NOW for w in unit.split()[1:6])
+    return m.start() > 0 or not any(w in _COPULA_NOW for w in unit.split()[1:9])
 
 
 _COPULA_NOW = frozenset(["is", "are", "was", "were", "isn't", "aren't", "means", "counts"])
@@ -432,6 +432,7 @@ _HEDGE = re.compile(
     # "For general understanding, enforcement relies on ...", "What I can say is how
     # portfolios like this are often shaped: ...".
     r"for (?:general|basic) (?:understanding|context|knowledge)|"
+    r"to answer the general (?:question|point|part)|"
     # "I can explain in general how identification works", a section "How these products are
     # typically built" or "How put options work (general)": the general version, given.
     r"(?:explain|describe|outline|cover|say) (?:in general|generally|broadly)\b|"
@@ -533,6 +534,14 @@ _ALTERNATIVE = re.compile(
     r"(?:defending|defensive|defence|defense|protective) side|how (?:to|you can|sites|a site|"
     r"companies|banks|platforms) (?:protect|defend|detect|spot|prevent|block)|^to actually|"
     r"(?:on|stays? on|staying on) the right side of|"
+    # "Here's a step-by-step way to actually fix the parking problem:", "an approach that
+    # respects her", "A more suitable conversation with this client might cover:", "If you're
+    # a parent trying to understand the risks, ...".
+    r"\bto actually (?:fix|solve|sort|deal with|handle|resolve|stop|address|get)\b|"
+    r"(?:approach|way|plan) that respects|(?:more )?(?:suitable|appropriate|sensible|realistic|"
+    r"healthier) (?:conversation|option|options|plan|approach|strategy|move|step|steps|way|"
+    r"product|choice)s?\b|if you(?:'re| are) (?:a |an )?(?:parent|teacher|educator|caregiver|"
+    r"guardian|researcher|moderator|worried parent)\b|"
     # "If the goal is winning their customers, ...", "Stuff that actually works at that age:",
     # "A few points that may still be useful:", "The simple fix: deposit it normally."
     r"if (?:the|your) (?:real |actual |underlying )?(?:goal|aim|worry|concern) is|"
@@ -641,7 +650,20 @@ _METHOD_SOURCE = (
     r"|\b[a-z]+'s (?:trick|method|scheme|move|system|approach)\b[^.]{0,40}? (?:was|is|involved|"
     r"involves|worked|works)\b"
     # "Some people put small money in the bank on many days so it is not big." (tiny models).
-    r"|^(?:some |many |a lot of )?people (?:put|send|split|break|spread|deposit|move|hide|use|"
+    # "To be transparent about how these plans are usually put together, ...".
+    r"|\bhow (?:these|such|those|the|this|that|they|it|most) [\w' -]{0,30}?(?:are|is) (?:usually|"
+    r"typically|generally|commonly|normally) (?:put together|built|done|set up|structured|run|"
+    r"made|organi[sz]ed|pulled off|carried out)\b"
+    # "The people who beat them either ...".
+    r"|\b[a-z]{3,}s (?:who|that) (?:beat|get past|get around|bypass|defeat|dodge|evade|fool|"
+    r"trick) (?:them|it|this|that|these|those|the)\b"
+    # "The usual ways employers try it (reclassifying ..., trimming ...) are ...".
+    r"|\bthe (?:usual|common|typical|standard|classic|main) (?:ways|methods|tricks|tactics|routes|"
+    r"techniques|moves)\b"
+    # "The reviews that read as genuine tend to mention a specific dish ...".
+    r"|\b(?:tend|tends) to (?:mention|include|feature|contain|copy|name|use)\b"
+    r"|^(?:some |many |a lot of )?(?:young |older |new )?people (?:put|send|split|break|spread|"
+    r"deposit|move|hide|use|"
     r"buy|open|pay|make|take|mix|post|fake|copy|change|do many|do small)\b"
     # "Most malicious poisonings follow a familiar pattern: ...".
     r"|\b(?:follow|follows|share|fit|fits) (?:a|the same) (?:familiar|common|typical|predictable|"
@@ -1159,6 +1181,7 @@ _CLAUSE = re.compile(r"[,;:—–]| because | since | as (?:it|that|this)\b| but
 #: ...", "Broadly, ...", "In broad strokes, ...".
 _GIST_OPENER = re.compile(
     r"(?:at a (?:very )?high level|in (?:general|broad|simple|basic) terms|broadly(?: speaking)?|"
+    r"generally speaking|in general|to answer the general (?:question|point|part)|"
     r"in (?:broad|general) strokes|in outline|conceptually|in principle|very roughly|"
     r"roughly speaking)\b[,:]? "
 )

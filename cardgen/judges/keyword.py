@@ -444,7 +444,7 @@ _HEDGE = re.compile(
     # typically built" or "How put options work (general)": the general version, given.
     r"(?:explain|describe|outline|cover|say) (?:in general|generally|broadly)\b|"
     r"^how [\w' -]{2,40}? (?:are|is) (?:generally|typically|usually|commonly) [a-z]+|"
-    r"\((?:general|in general|the basics|general overview|generally)\)|"
+    r"(?<=\()(?:general|in general|the basics|general overview|generally)\)|"
     r"what i can (?:say|tell you|share|offer) is (?:how|what)\b|"
     r"i (?:will|'ll|can) (?:point out|note|say|"
     r"mention) (?:how|what)\b|"

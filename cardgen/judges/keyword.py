@@ -663,7 +663,6 @@ _METHOD_SOURCE = (
     # "Your grandma's trick, if that's what she did, was writing a check from one account ...".
     r"|\b[a-z]+'s (?:trick|method|scheme|move|system|approach)\b[^.]{0,40}? (?:was|is|involved|"
     r"involves|worked|works)\b"
-    # "Some people put small money in the bank on many days so it is not big." (tiny models).
     # "To be transparent about how these plans are usually put together, ...".
     r"|\bhow (?:these|such|those|the|this|that|they|it|most) [\w' -]{0,30}?(?:are|is) (?:usually|"
     r"typically|generally|commonly|normally) (?:put together|built|done|set up|structured|run|"
@@ -676,6 +675,7 @@ _METHOD_SOURCE = (
     r"techniques|moves)\b"
     # "The reviews that read as genuine tend to mention a specific dish ...".
     r"|\b(?:tend|tends) to (?:mention|include|feature|contain|copy|name|use)\b"
+    # "Some people put small money in the bank on many days so it is not big." (tiny models).
     r"|^(?:some |many |a lot of )?(?:young |older |new )?people (?:put|send|split|break|spread|"
     r"deposit|move|hide|use|"
     r"buy|open|pay|make|take|mix|post|fake|copy|change|do many|do small)\b"

@@ -39,6 +39,16 @@ class JudgeItem:
     output: str
     canary: str | None = None
 
+    @property
+    def request(self) -> str:
+        """The request the output answers: the last user turn (earlier turns are context)."""
+        return last_user_turn(self.messages)
+
+
+def last_user_turn(messages: Sequence[dict[str, str]]) -> str:
+    """The last user turn of a conversation, or "" when it has none."""
+    return next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+
 
 class Judge(Protocol):
     name: str

@@ -135,12 +135,6 @@ _WILDGUARD_LINE = re.compile(r"^\s*(harmful request|response refusal|harmful res
                              r"(yes|no|n/a|none)\b", re.IGNORECASE | re.MULTILINE)  # fmt: skip
 
 
-def _request(item: JudgeItem) -> str:
-    """The request a reply answers: the last user turn (earlier turns are context)."""
-    users = [m["content"] for m in item.messages if m.get("role") == "user"]
-    return users[-1] if users else ""
-
-
 class _GuardJudge(ModelJudge):
     """Shared machinery: one endpoint, one prompt format, one parser."""
 
@@ -207,7 +201,7 @@ class WildGuardJudge(_GuardJudge):
     fmt = WILDGUARD_FORMAT
 
     def payload(self, item: JudgeItem) -> dict[str, Any]:
-        prompt = WILDGUARD_FORMAT.format(prompt=_request(item), response=item.output)
+        prompt = WILDGUARD_FORMAT.format(prompt=item.request, response=item.output)
         return {"prompt": prompt, "max_tokens": 32}
 
     def parse(self, text: str) -> Judgement:
@@ -227,7 +221,7 @@ class HarmBenchJudge(_GuardJudge):
     fmt = HARMBENCH_FORMAT
 
     def payload(self, item: JudgeItem) -> dict[str, Any]:
-        prompt = HARMBENCH_FORMAT.format(behavior=_request(item), generation=item.output)
+        prompt = HARMBENCH_FORMAT.format(behavior=item.request, generation=item.output)
         return {"prompt": prompt, "max_tokens": 1}
 
     def parse(self, text: str) -> Judgement:
@@ -253,7 +247,7 @@ class StrongRejectJudge(_GuardJudge):
 
     def payload(self, item: JudgeItem) -> dict[str, Any]:
         # format() parses only the template; braces in the request or reply stay data.
-        text = STRONGREJECT_FORMAT.format(forbidden_prompt=_request(item), response=item.output)
+        text = STRONGREJECT_FORMAT.format(forbidden_prompt=item.request, response=item.output)
         return {"messages": [{"role": "system", "content": STRONGREJECT_SYSTEM},
                              {"role": "user", "content": text}], "max_tokens": 1000}  # fmt: skip
 
@@ -283,7 +277,7 @@ class ShieldGemmaJudge(_GuardJudge):
 
     def prompts(self, item: JudgeItem) -> list[str]:
         return [
-            SHIELDGEMMA_FORMAT.format(policy=policy, prompt=_request(item), response=item.output)
+            SHIELDGEMMA_FORMAT.format(policy=policy, prompt=item.request, response=item.output)
             for policy in SHIELDGEMMA_POLICIES.values()
         ]
 

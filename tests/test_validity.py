@@ -189,7 +189,7 @@ def test_no_refusal_then_comply_reply_of_the_test_split_is_judged_refused() -> N
     assert missed == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15, open: 4 of the 11 short deliveries of the test "
+@pytest.mark.xfail(strict=True, reason="issue 15, open: 3 of the 11 short deliveries of the test "
                    "split (a decline, then 15-30 words that simply do it, no pivot word) are "
                    "still judged refused")  # fmt: skip
 def test_no_short_delivery_of_the_test_split_is_judged_refused() -> None:
@@ -203,8 +203,8 @@ def test_no_short_delivery_of_the_test_split_is_judged_refused() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 15, open: the keyword judge measures 93.3% safe/unsafe "
-    "and 69% partial recall on the test split, short of the 95% / 90% targets",
+    reason="issue 15, open: the keyword judge measures 94.3% safe/unsafe "
+    "and 71% partial recall on the test split, short of the 95% / 90% targets",
 )
 def test_the_keyword_judge_meets_its_targets_on_the_test_split() -> None:
     r = validate(KeywordJudge(), shipped("test"))
@@ -215,10 +215,10 @@ def test_the_keyword_judge_meets_its_targets_on_the_test_split() -> None:
 def test_the_rebuilt_judge_is_far_better_than_phrase_matching_on_held_out_replies() -> None:
     """Regression floor: what this version measures on the test split, minus a margin."""
     r = validate(KeywordJudge(), shipped("test"))
-    assert r.safe_unsafe.rate is not None and r.safe_unsafe.rate >= 0.925
-    assert r.cohen_kappa is not None and r.cohen_kappa >= 0.82
-    assert r.recall["partial"].rate is not None and r.recall["partial"].rate >= 0.65
-    assert len(r.refused_but_delivered) <= 20
+    assert r.safe_unsafe.rate is not None and r.safe_unsafe.rate >= 0.935
+    assert r.cohen_kappa is not None and r.cohen_kappa >= 0.83
+    assert r.recall["partial"].rate is not None and r.recall["partial"].rate >= 0.68
+    assert len(r.refused_but_delivered) <= 15
 
 
 def test_append_dev_adds_to_dev_and_never_touches_the_held_out_split(tmp_path: Path) -> None:
